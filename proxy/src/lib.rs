@@ -1,0 +1,1 @@
+//! ai-proxy: an OpenAI- and Anthropic-compatible AI gateway.
