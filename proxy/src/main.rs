@@ -1,5 +1,163 @@
-//! The `ai-proxy` command (placeholder until the proxy task lands).
+//! The `ai-proxy` command: argument parsing, the runtime, exit codes.
 
-fn main() {
-    println!("ai-proxy {}", env!("CARGO_PKG_VERSION"));
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use ai_proxy::config::Config;
+use ai_proxy::{healthcheck, log, server, shutdown, state::AppState};
+
+#[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
+compile_error!("enable at most one of the `mimalloc` and `jemalloc` features");
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Exit code for a configuration error.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for a runtime failure (cannot listen, unhealthy).
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "ai-proxy", version, about = "A small, fast OpenAI- and Anthropic-compatible AI gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve(ConfigDir),
+    /// Exit 0 only when GET /ping answers 200 within 2 s.
+    Healthcheck {
+        /// Port to check [default: $PORT, else 8080].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Host to check.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+    /// Validate .env and provider-config.yaml and print the effective configuration, secrets redacted.
+    CheckConfig(ConfigDir),
+}
+
+#[derive(clap::Args)]
+struct ConfigDir {
+    /// Directory holding .env and provider-config.yaml.
+    #[arg(long, env = "AI_PROXY_CONFIG_DIR", default_value = "/app/config")]
+    config_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(&ConfigDir::parse_default()),
+        Some(Command::Serve(dir)) => serve(&dir),
+        Some(Command::CheckConfig(dir)) => check_config(&dir),
+        Some(Command::Healthcheck { port, host }) => {
+            let port = port
+                .or_else(|| std::env::var("PORT").ok().and_then(|p| p.trim().parse().ok()))
+                .unwrap_or(8080);
+            match healthcheck::check(&host, port) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ai-proxy healthcheck: unhealthy: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+    }
+}
+
+impl ConfigDir {
+    /// `ai-proxy` with no subcommand serves with the defaults (and `AI_PROXY_CONFIG_DIR`).
+    fn parse_default() -> Self {
+        Self {
+            config_dir: std::env::var_os("AI_PROXY_CONFIG_DIR")
+                .map_or_else(|| PathBuf::from("/app/config"), PathBuf::from),
+        }
+    }
+}
+
+fn check_config(dir: &ConfigDir) -> ExitCode {
+    match Config::load(&dir.config_dir) {
+        Ok(config) => {
+            print!("{}", config.redacted_yaml());
+            for p in config.providers.not_configured() {
+                eprintln!(
+                    "warning: provider `{}` is not configured: set {} in {}",
+                    p.name,
+                    p.missing_vars.join(", "),
+                    dir.config_dir.join(ai_proxy::config::ENV_FILE).display()
+                );
+            }
+            eprintln!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ai-proxy: configuration error: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve(dir: &ConfigDir) -> ExitCode {
+    let config = match Config::load(&dir.config_dir) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ai-proxy: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    log::init(config.settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ai-proxy")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ai-proxy: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    let addr = std::net::SocketAddr::new(config.settings.bind, config.settings.port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ai-proxy: cannot listen on {addr}: {e} (is PORT in use? set PORT/BIND in .env)");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let local = listener.local_addr().map_or(addr, |a| a);
+    for p in config.providers.not_configured() {
+        shutdown::warn_not_configured(p);
+    }
+    let state = Arc::new(AppState::new(config));
+    {
+        let up = state.upstreams.load();
+        log::info("listening")
+            .str("addr", &local.to_string())
+            .u64("port", u64::from(local.port()))
+            .str("version", env!("CARGO_PKG_VERSION"))
+            .u64("providers", up.config.providers.len() as u64)
+            .u64("models", up.config.models.len() as u64)
+            .emit();
+    }
+    tokio::spawn(shutdown::reload_on_sighup(state.clone()));
+    server::serve(state, listener, shutdown::termination()).await;
+    log::info("stopped").emit();
+    ExitCode::SUCCESS
 }

@@ -27,7 +27,8 @@ pub fn docs_dir() -> PathBuf {
 
 /// The cargo target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
 }
 
 /// The cargo binary that runs us, so nested builds use the same toolchain.

@@ -1,0 +1,178 @@
+//! Log lines on stdout: one JSON object per line (default) or `key=value` text. Callers pass
+//! names, ids and numbers only; secrets are a [`crate::secret::Secret`] and never reach here.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::LogFormat;
+
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Sets the format once, at start. Lines logged before use JSON.
+pub fn init(format: LogFormat) {
+    let _ = FORMAT.set(format);
+}
+
+fn json() -> bool {
+    FORMAT.get().is_none_or(|f| *f == LogFormat::Json)
+}
+
+/// One log line under construction; [`Line::emit`] writes it with a single `write`.
+#[must_use = "a log line does nothing until emitted"]
+pub struct Line {
+    buf: String,
+    json: bool,
+}
+
+impl Line {
+    /// Starts a line with timestamp, level and message.
+    pub fn new(level: &str, msg: &str) -> Self {
+        let json = json();
+        let mut line = Self {
+            buf: String::with_capacity(256),
+            json,
+        };
+        let ts = timestamp();
+        if json {
+            line.buf.push('{');
+            line.raw("ts", &format!("\"{ts}\""));
+        } else {
+            line.buf.push_str("ts=");
+            line.buf.push_str(&ts);
+        }
+        line.str("level", level).str("msg", msg)
+    }
+
+    fn raw(&mut self, key: &str, value: &str) {
+        if self.json {
+            if self.buf.len() > 1 {
+                self.buf.push(',');
+            }
+            self.buf.push('"');
+            self.buf.push_str(key);
+            self.buf.push_str("\":");
+        } else {
+            self.buf.push(' ');
+            self.buf.push_str(key);
+            self.buf.push('=');
+        }
+        self.buf.push_str(value);
+    }
+
+    /// Adds a string field.
+    pub fn str(mut self, key: &str, value: &str) -> Self {
+        let quoted = serde_json::to_string(value).unwrap_or_default();
+        if !self.json
+            && !value.is_empty()
+            && !value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=')
+        {
+            self.raw(key, value);
+        } else {
+            self.raw(key, &quoted);
+        }
+        self
+    }
+
+    /// Adds a string field when `value` is `Some`.
+    pub fn opt_str(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self,
+        }
+    }
+
+    /// Adds an integer field.
+    pub fn u64(mut self, key: &str, value: u64) -> Self {
+        self.raw(key, &value.to_string());
+        self
+    }
+
+    /// Adds a number with three decimals (milliseconds).
+    pub fn ms(mut self, key: &str, value: f64) -> Self {
+        let mut s = String::new();
+        let _ = write!(s, "{value:.3}");
+        self.raw(key, &s);
+        self
+    }
+
+    /// Adds a boolean field.
+    pub fn bool(mut self, key: &str, value: bool) -> Self {
+        self.raw(key, if value { "true" } else { "false" });
+        self
+    }
+
+    /// Writes the line to stdout. A closed stdout is ignored: logging must not stop serving.
+    pub fn emit(mut self) {
+        if self.json {
+            self.buf.push('}');
+        }
+        self.buf.push('\n');
+        let _ = std::io::stdout().lock().write_all(self.buf.as_bytes());
+    }
+}
+
+/// Shorthand for a message with no fields.
+pub fn info(msg: &str) -> Line {
+    Line::new("info", msg)
+}
+
+/// Shorthand for a warning.
+pub fn warn(msg: &str) -> Line {
+    Line::new("warn", msg)
+}
+
+/// Shorthand for an error.
+pub fn error(msg: &str) -> Line {
+    Line::new("error", msg)
+}
+
+/// RFC 3339 UTC time with milliseconds, without pulling in a date crate.
+fn timestamp() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
+#[allow(
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_truncation,
+    reason = "the ranges are bounded by the algorithm for any date after 1970"
+)]
+fn civil_from_days(days: u64) -> (i64, u32, u32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}

@@ -1,0 +1,207 @@
+//! Prometheus counters, gauges and histograms, rendered in the text exposition format at
+//! `/metrics`. Labels come from configuration (model and provider names), never from
+//! client input, so their number stays bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Histogram bucket bounds in seconds.
+const BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if secs <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+#[derive(Default)]
+struct Families {
+    requests: BTreeMap<(Arc<str>, Arc<str>, u16), u64>,
+    duration: BTreeMap<(Arc<str>, Arc<str>), Histogram>,
+    upstream: BTreeMap<Arc<str>, Histogram>,
+    upstream_errors: BTreeMap<(Arc<str>, &'static str), u64>,
+    overhead: Histogram,
+}
+
+/// All metrics of the process.
+#[derive(Default)]
+pub struct Metrics {
+    families: Mutex<Families>,
+    /// Requests being proxied now.
+    pub in_flight_requests: AtomicI64,
+    /// Upstream SSE streams being relayed now.
+    pub in_flight_streams: AtomicI64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+}
+
+fn lock(m: &Mutex<Families>) -> std::sync::MutexGuard<'_, Families> {
+    // A panic while holding the lock leaves counters that are still valid numbers.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Metrics {
+    /// Counts one finished request and its total duration.
+    pub fn record_request(&self, model: &Arc<str>, provider: &Arc<str>, status: u16, total: Duration) {
+        let mut f = lock(&self.families);
+        *f.requests
+            .entry((model.clone(), provider.clone(), status))
+            .or_default() += 1;
+        f.duration
+            .entry((model.clone(), provider.clone()))
+            .or_default()
+            .observe(total);
+    }
+
+    /// Records the wait for an upstream's response headers and the proxy's own overhead.
+    pub fn record_upstream(&self, provider: &Arc<str>, wait: Duration, overhead: Duration) {
+        let mut f = lock(&self.families);
+        f.upstream.entry(provider.clone()).or_default().observe(wait);
+        f.overhead.observe(overhead);
+    }
+
+    /// Counts an upstream failure (`connect`, `timeout`, `status_429`, `status_5xx`,
+    /// `idle_timeout`, `stream`).
+    pub fn record_upstream_error(&self, provider: &Arc<str>, kind: &'static str) {
+        *lock(&self.families)
+            .upstream_errors
+            .entry((provider.clone(), kind))
+            .or_default() += 1;
+    }
+
+    /// Counts a SIGHUP reload.
+    pub fn record_reload(&self, ok: bool) {
+        let counter = if ok { &self.reloads_ok } else { &self.reloads_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let f = lock(&self.families);
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_build_info Build information.\n# TYPE ai_proxy_build_info gauge\nai_proxy_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        out.push_str("# HELP ai_proxy_requests_total Proxied requests by model, provider and status.\n# TYPE ai_proxy_requests_total counter\n");
+        for ((model, provider, status), n) in &f.requests {
+            let _ = writeln!(
+                out,
+                "ai_proxy_requests_total{{model=\"{}\",provider=\"{}\",status=\"{status}\"}} {n}",
+                escape(model),
+                escape(provider)
+            );
+        }
+        out.push_str("# HELP ai_proxy_request_duration_seconds Total request time until the response body ended.\n# TYPE ai_proxy_request_duration_seconds histogram\n");
+        for ((model, provider), h) in &f.duration {
+            let labels = format!("model=\"{}\",provider=\"{}\"", escape(model), escape(provider));
+            h.render(&mut out, "ai_proxy_request_duration_seconds", &labels);
+        }
+        out.push_str("# HELP ai_proxy_upstream_response_seconds Time from sending upstream to its response headers.\n# TYPE ai_proxy_upstream_response_seconds histogram\n");
+        for (provider, h) in &f.upstream {
+            let labels = format!("provider=\"{}\"", escape(provider));
+            h.render(&mut out, "ai_proxy_upstream_response_seconds", &labels);
+        }
+        out.push_str("# HELP ai_proxy_overhead_seconds Time spent in the proxy itself before the response headers.\n# TYPE ai_proxy_overhead_seconds histogram\n");
+        f.overhead.render(&mut out, "ai_proxy_overhead_seconds", "");
+        out.push_str("# HELP ai_proxy_upstream_errors_total Upstream failures by provider and kind.\n# TYPE ai_proxy_upstream_errors_total counter\n");
+        for ((provider, kind), n) in &f.upstream_errors {
+            let _ = writeln!(
+                out,
+                "ai_proxy_upstream_errors_total{{provider=\"{}\",kind=\"{kind}\"}} {n}",
+                escape(provider)
+            );
+        }
+        drop(f);
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_in_flight_requests Requests being proxied.\n# TYPE ai_proxy_in_flight_requests gauge\nai_proxy_in_flight_requests {}",
+            self.in_flight_requests.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_in_flight_streams SSE streams being relayed.\n# TYPE ai_proxy_in_flight_streams gauge\nai_proxy_in_flight_streams {}",
+            self.in_flight_streams.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_config_reloads_total SIGHUP reloads of provider-config.yaml.\n# TYPE ai_proxy_config_reloads_total counter\nai_proxy_config_reloads_total{{result=\"ok\"}} {}\nai_proxy_config_reloads_total{{result=\"rejected\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn escape(label: &str) -> Cow<'_, str> {
+    if label.contains(['\\', '"', '\n']) {
+        Cow::Owned(
+            label
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n"),
+        )
+    } else {
+        Cow::Borrowed(label)
+    }
+}
+
+use std::borrow::Cow;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        let model: Arc<str> = Arc::from("m\"1");
+        let provider: Arc<str> = Arc::from("p");
+        m.record_request(&model, &provider, 200, Duration::from_millis(30));
+        m.record_upstream(&provider, Duration::from_millis(20), Duration::from_micros(50));
+        m.record_upstream_error(&provider, "timeout");
+        let text = m.render();
+        assert!(text.contains("ai_proxy_requests_total{model=\"m\\\"1\",provider=\"p\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("ai_proxy_request_duration_seconds_bucket{model=\"m\\\"1\",provider=\"p\",le=\"0.05\"} 1"), "{text}");
+        assert!(text.contains("ai_proxy_request_duration_seconds_bucket{model=\"m\\\"1\",provider=\"p\",le=\"0.025\"} 0"), "{text}");
+        assert!(text.contains("ai_proxy_upstream_errors_total{provider=\"p\",kind=\"timeout\"} 1"), "{text}");
+        assert!(text.contains("ai_proxy_overhead_seconds_count 1"), "{text}");
+    }
+}

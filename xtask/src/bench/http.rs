@@ -1,0 +1,169 @@
+//! A minimal HTTP/1.1 client on `std::net`, enough for readiness probes, the correctness check
+//! before each measurement, time to first byte and holding streams open.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A loopback port nobody listens on right now (bound to `127.0.0.1:0`, then released).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("binding 127.0.0.1:0 to pick a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// The bytes of a `POST` with a JSON body.
+pub fn post(path: &str, token: Option<&str>, body: &str, keep_alive: bool) -> Vec<u8> {
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A whole response, body de-chunked.
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+fn parse_status(head: &str) -> Result<u16> {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("malformed status line in {head:?}"))
+}
+
+/// Sends `raw` (which must ask for `Connection: close`) and reads the response to EOF.
+pub fn exchange(port: u16, raw: &[u8], timeout: Duration) -> Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr(port), timeout)
+        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(raw).context("sending the request")?;
+    let mut buf = Vec::new();
+    stream
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading the response from 127.0.0.1:{port}"))?;
+    let end = head_end(&buf).with_context(|| {
+        format!(
+            "response from 127.0.0.1:{port} has no header end: {:?}",
+            String::from_utf8_lossy(&buf)
+        )
+    })?;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = parse_status(&head)?;
+    let raw_body = &buf[end..];
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(raw_body)?
+    } else {
+        raw_body.to_vec()
+    };
+    Ok(Response { status, head, body })
+}
+
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("chunked body ends inside a chunk-size line")?;
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .with_context(|| format!("bad chunk size {size_text:?}"))?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size + 2 {
+            bail!("chunked body ends inside a chunk");
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// `GET /ping` answered 200.
+pub fn ping_ok(port: u16) -> bool {
+    let req = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    exchange(port, req, Duration::from_secs(2)).is_ok_and(|r| r.status == 200)
+}
+
+/// Polls until something accepts TCP connections on `port`.
+pub fn wait_listening(port: u16, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect(addr(port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}")
+}
+
+/// Reads from `stream` into `buf` until the body (after the header) contains `data:`.
+/// Returns an error naming what arrived if the stream ends first.
+pub fn read_until_first_event(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<()> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = head_end(buf) {
+            let status = parse_status(&String::from_utf8_lossy(&buf[..end]))?;
+            if status != 200 {
+                bail!(
+                    "stream answered {status}: {:?}",
+                    String::from_utf8_lossy(buf)
+                );
+            }
+            if buf[end..].windows(5).any(|w| w == b"data:") {
+                return Ok(());
+            }
+        }
+        let n = stream.read(&mut chunk).context("reading the stream")?;
+        if n == 0 {
+            bail!(
+                "stream closed before its first event: {:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Time from sending `raw` on a fresh connection to the first SSE `data:` byte of the body.
+pub fn time_to_first_event(port: u16, raw: &[u8]) -> Result<Duration> {
+    let mut stream = TcpStream::connect(addr(port))
+        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = Vec::with_capacity(4096);
+    let start = Instant::now();
+    stream.write_all(raw).context("sending the request")?;
+    read_until_first_event(&mut stream, &mut buf)?;
+    Ok(start.elapsed())
+}

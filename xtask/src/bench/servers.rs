@@ -1,0 +1,238 @@
+//! The processes under test: the nginx mock upstream, the nginx baseline and ai-proxy, each
+//! started in the bench's temporary directory, optionally pinned to a core, and stopped by PID.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::{http, procfs};
+
+const MOCK_CONF: &str = include_str!("../../bench/mock.nginx.conf");
+const BASELINE_CONF: &str = include_str!("../../bench/baseline.nginx.conf");
+const CHAT_JSON: &str = include_str!("../../bench/chat-completion.json");
+const CHAT_SSE: &str = include_str!("../../bench/chat-stream.sse");
+
+/// The fixed non-streaming answer of the mock, so checks can recognise it after a proxy hop.
+pub const MOCK_JSON_MARKER: &str = "\"id\":\"chatcmpl-bench\"";
+
+/// A spawned server. Dropping it stops it.
+pub struct Server {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    stderr_log: PathBuf,
+    /// nginx: count the workers under the master too.
+    with_children: bool,
+}
+
+/// `program` run through `taskset -c CPU` when a core is given.
+pub fn command(program: &Path, pin: Option<usize>) -> Command {
+    match pin {
+        Some(cpu) => {
+            let mut cmd = Command::new("taskset");
+            cmd.arg("-c").arg(cpu.to_string()).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.pid()];
+        if self.with_children {
+            pids.extend(procfs::children(self.pid()));
+        }
+        pids
+    }
+
+    /// CPU ticks of the process (and, for nginx, its workers).
+    pub fn cpu_ticks(&self) -> Result<u64> {
+        self.pids().into_iter().map(procfs::cpu_ticks).sum()
+    }
+
+    /// RSS in KiB of the process (and, for nginx, master plus workers: shared pages count twice,
+    /// which favours ai-proxy slightly less than nginx's own accounting would).
+    pub fn rss_kib(&self) -> Result<u64> {
+        self.pids().into_iter().map(procfs::rss_kib).sum()
+    }
+
+    /// Fails, with the end of the server's stderr, if it has exited.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited ({status}); its stderr:\n{}",
+                self.name,
+                self.stderr_tail()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        let text = fs::read_to_string(&self.stderr_log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SIGTERM first: nginx's master then stops its workers, ai-proxy shuts down cleanly.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Escapes text for a single-quoted nginx string.
+fn nginx_quote(text: &str) -> Result<String> {
+    if text.contains('$') {
+        bail!("bench fixture contains `$`, which nginx would read as a variable");
+    }
+    Ok(text
+        .replace('\\', "\\\\")
+        .replace('\'', "\\'")
+        .replace('\n', "\\n"))
+}
+
+fn start_nginx(
+    name: &str,
+    dir: &Path,
+    conf: &str,
+    port: u16,
+    pin: Option<usize>,
+) -> Result<Server> {
+    let conf_path = dir.join(format!("{name}.conf"));
+    fs::write(&conf_path, conf).with_context(|| format!("writing {}", conf_path.display()))?;
+    let stderr_log = dir.join(format!("{name}-stderr.log"));
+    let stderr = File::create(&stderr_log)?;
+    let child = command(Path::new("nginx"), pin)
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join(format!("{name}-error.log")))
+        .arg("-c")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .context("starting nginx (install it with `apt-get install nginx wrk`)")?;
+    let mut server = Server {
+        name: name.to_owned(),
+        port,
+        child,
+        stderr_log,
+        with_children: true,
+    };
+    if let Err(e) = http::wait_listening(port, Duration::from_secs(5)) {
+        server.ensure_running()?;
+        return Err(e.context(format!("{name} nginx did not start")));
+    }
+    // The master listens before its worker exists; a CPU count without the worker is wrong.
+    let start = Instant::now();
+    while procfs::children(server.pid()).is_empty() {
+        server.ensure_running()?;
+        if start.elapsed() > Duration::from_secs(5) {
+            bail!("{name} nginx has no worker process after 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(server)
+}
+
+/// The mock upstream: fixed chat.completion JSON and a fixed SSE stream.
+pub fn start_mock(dir: &Path, pin: Option<usize>) -> Result<Server> {
+    let port = http::free_port()?;
+    let conf = MOCK_CONF
+        .replace("@PREFIX@", &dir.display().to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@CHAT_JSON@", &nginx_quote(CHAT_JSON.trim_end())?)
+        .replace("@CHAT_SSE@", &nginx_quote(CHAT_SSE)?);
+    start_nginx("mock", dir, &conf, port, pin)
+}
+
+/// nginx as a plain keepalive reverse proxy to the mock.
+pub fn start_baseline(dir: &Path, mock_port: u16, pin: Option<usize>) -> Result<Server> {
+    let port = http::free_port()?;
+    let conf = BASELINE_CONF
+        .replace("@PREFIX@", &dir.display().to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@MOCK_PORT@", &mock_port.to_string());
+    start_nginx("baseline", dir, &conf, port, pin)
+}
+
+/// Spawns ai-proxy on a fresh port without waiting for it.
+pub fn spawn_proxy(
+    name: &str,
+    bin: &Path,
+    config_dir: &Path,
+    pin: Option<usize>,
+) -> Result<Server> {
+    let port = http::free_port()?;
+    let stderr_log = config_dir.join(format!("{name}-{port}-stderr.log"));
+    let child = command(bin, pin)
+        .arg("serve")
+        .arg("--config-dir")
+        .arg(config_dir)
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        // One JSON log line per request is part of the proxy's cost; the bytes go nowhere.
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr_log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    Ok(Server {
+        name: name.to_owned(),
+        port,
+        child,
+        stderr_log,
+        with_children: false,
+    })
+}
+
+/// Starts ai-proxy and waits for `/ping` to answer 200.
+pub fn start_proxy(
+    name: &str,
+    bin: &Path,
+    config_dir: &Path,
+    pin: Option<usize>,
+) -> Result<Server> {
+    let mut server = spawn_proxy(name, bin, config_dir, pin)?;
+    let start = Instant::now();
+    while !http::ping_ok(server.port) {
+        server.ensure_running()?;
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!(
+                "{name} does not answer GET /ping with 200 on port {} after 10 s; its stderr:\n{}",
+                server.port,
+                server.stderr_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(server)
+}

@@ -1,0 +1,252 @@
+//! The rendered templates as typed askama structs: a template naming a variable that is not a
+//! field fails to compile, and `escape = "none"` keeps shell and Dockerfile text byte for byte
+//! (askama would HTML-escape `&`, `<` and quotes for some file extensions).
+//!
+//! Syntax (see `xtask/askama.toml`): `{= expr =}`, `{% block %}`, `{~# comment #~}`.
+
+use anyhow::{Context, Result};
+use askama::Template;
+
+/// The values every template may use.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub version: String,
+    pub target: String,
+    pub port: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub source_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "Dockerfile", escape = "none")]
+struct Dockerfile<'a> {
+    version: &'a str,
+    target: &'a str,
+    port: u16,
+    uid: u32,
+    gid: u32,
+    source_url: &'a str,
+}
+
+#[cfg_attr(
+    not(missing_template = "INSTALL.md"),
+    derive(Template),
+    template(path = "INSTALL.md", escape = "none")
+)]
+#[cfg_attr(
+    missing_template = "INSTALL.md",
+    allow(dead_code, reason = "only the template reads the fields")
+)]
+struct InstallMd<'a> {
+    version: &'a str,
+    port: u16,
+    uid: u32,
+    gid: u32,
+}
+
+#[cfg_attr(
+    not(missing_template = "installer.sh"),
+    derive(Template),
+    template(path = "installer.sh", escape = "none")
+)]
+#[cfg_attr(
+    missing_template = "installer.sh",
+    allow(dead_code, reason = "only the template reads the fields")
+)]
+struct Installer<'a> {
+    version: &'a str,
+    target: &'a str,
+    port: u16,
+    uid: u32,
+    gid: u32,
+    archive_name: &'a str,
+    archive_sha256: &'a str,
+}
+
+/// `templates/Dockerfile`, rendered.
+pub fn dockerfile(p: &Params) -> Result<String> {
+    let template = Dockerfile {
+        version: &p.version,
+        target: &p.target,
+        port: p.port,
+        uid: p.uid,
+        gid: p.gid,
+        source_url: &p.source_url,
+    };
+    render(&template, "Dockerfile")
+}
+
+/// `templates/INSTALL.md`, rendered.
+pub fn install_md(p: &Params) -> Result<String> {
+    let template = InstallMd {
+        version: &p.version,
+        port: p.port,
+        uid: p.uid,
+        gid: p.gid,
+    };
+    render(&template, "INSTALL.md")
+}
+
+/// `templates/installer.sh`, rendered with the digest of the tarball it installs.
+pub fn installer(p: &Params, archive_name: &str, archive_sha256: &str) -> Result<String> {
+    let template = Installer {
+        version: &p.version,
+        target: &p.target,
+        port: p.port,
+        uid: p.uid,
+        gid: p.gid,
+        archive_name,
+        archive_sha256,
+    };
+    render(&template, "installer.sh")
+}
+
+/// Renders one template, or explains that its file was missing when the xtask was compiled.
+trait Render {
+    fn render_text(&self) -> Result<String, String>;
+}
+
+impl Render for Dockerfile<'_> {
+    fn render_text(&self) -> Result<String, String> {
+        self.render().map_err(|e| e.to_string())
+    }
+}
+
+fn render(template: &impl Render, name: &str) -> Result<String> {
+    let mut text = template
+        .render_text()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("rendering templates/{name}"))?;
+    // askama drops the template's final newline, as Jinja does; text files end with one.
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+macro_rules! renderable {
+    ($ty:ident, $file:literal) => {
+        #[cfg(not(missing_template = $file))]
+        impl Render for $ty<'_> {
+            fn render_text(&self) -> Result<String, String> {
+                self.render().map_err(|e| e.to_string())
+            }
+        }
+
+        #[cfg(missing_template = $file)]
+        impl Render for $ty<'_> {
+            fn render_text(&self) -> Result<String, String> {
+                Err(concat!(
+                    "templates/",
+                    $file,
+                    " did not exist when the xtask was built: restore it (e.g. `git checkout -- \
+                     templates/",
+                    $file,
+                    "`) and rerun"
+                )
+                .to_owned())
+            }
+        }
+    };
+}
+
+renderable!(InstallMd, "INSTALL.md");
+renderable!(Installer, "installer.sh");
+
+#[cfg(test)]
+mod tests {
+    //! Golden files: each template rendered with fixed inputs must equal `xtask/tests/golden/<file>`.
+    //! `UPDATE_GOLDEN=1 cargo test -p xtask` rewrites them after an intended template change.
+
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn fixed() -> Params {
+        Params {
+            version: "1.2.3".into(),
+            target: "x86_64-unknown-linux-musl".into(),
+            port: 8080,
+            uid: 1001,
+            gid: 1001,
+            source_url: "https://github.com/ai-proxy/ai-proxy".into(),
+        }
+    }
+
+    const FIXED_SHA256: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn check_golden(name: &str, rendered: &str) {
+        let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name]
+            .iter()
+            .collect();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, rendered).unwrap();
+            return;
+        }
+        let golden = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            golden == rendered,
+            "{} is stale: templates/{name} now renders differently.\nIf the change is intended, \
+             refresh the golden files with:\n    UPDATE_GOLDEN=1 cargo test -p xtask\nand review \
+             the diff.\n--- rendered ---\n{rendered}",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn dockerfile_matches_golden() {
+        check_golden("Dockerfile", &dockerfile(&fixed()).unwrap());
+    }
+
+    #[test]
+    fn install_md_matches_golden() {
+        check_golden("INSTALL.md", &install_md(&fixed()).unwrap());
+    }
+
+    #[test]
+    fn installer_matches_golden() {
+        check_golden(
+            "installer.sh",
+            &installer(&fixed(), "ai-proxy-release.tar.gz", FIXED_SHA256).unwrap(),
+        );
+    }
+
+    #[test]
+    fn installer_embeds_the_archive_digest_and_shell_text_is_not_escaped() {
+        let text = installer(&fixed(), "ai-proxy-release.tar.gz", FIXED_SHA256).unwrap();
+        assert!(text.contains(FIXED_SHA256));
+        for escaped in ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&#x27;"] {
+            assert!(
+                !text.contains(escaped),
+                "installer.sh contains HTML escape {escaped}"
+            );
+        }
+    }
+
+    #[test]
+    fn dockerfile_carries_the_contract_lines() {
+        let text = dockerfile(&fixed()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let count = |line: &str| lines.iter().filter(|l| **l == line).count();
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("FROM ")).count(),
+            1,
+            "one stage"
+        );
+        assert_eq!(count("FROM scratch"), 1);
+        assert_eq!(count("EXPOSE 8080"), 1);
+        assert_eq!(
+            count(
+                r#"HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["/app/ai-proxy", "healthcheck", "--port", "8080"]"#
+            ),
+            1
+        );
+        assert_eq!(count(r#"ENTRYPOINT ["/app/ai-proxy"]"#), 1);
+        assert_eq!(count(r#"CMD ["serve", "--config-dir", "/app/config"]"#), 1);
+        assert_eq!(count("USER 1001:1001"), 1);
+        assert_eq!(count(r#"RUN ["/app/ai-proxy", "--version"]"#), 1);
+        assert!(text.contains("generated by `cargo xtask release`"));
+        assert!(text.contains(r#"org.opencontainers.image.version="1.2.3""#));
+    }
+}
