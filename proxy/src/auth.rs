@@ -49,7 +49,9 @@ mod tests {
         assert!(authenticate(&headers(&[("authorization", "Bearer 0123456789abcdef")]), t).is_ok());
         assert!(authenticate(&headers(&[("authorization", "bearer 0123456789abcdef")]), t).is_ok());
         assert!(authenticate(&headers(&[("x-api-key", "0123456789abcdef")]), t).is_ok());
-        assert!(authenticate(&headers(&[("authorization", "Bearer 0123456789abcdeX")]), t).is_err());
+        assert!(
+            authenticate(&headers(&[("authorization", "Bearer 0123456789abcdeX")]), t).is_err()
+        );
         assert!(authenticate(&headers(&[("authorization", "0123456789abcdef")]), t).is_err());
         assert!(authenticate(&headers(&[("x-api-key", "0123456789abcde")]), t).is_err());
         assert!(authenticate(&headers(&[]), t).is_err());

@@ -41,7 +41,9 @@ pub enum ProxyError {
     #[error("missing `model` in the request body")]
     MissingModel,
     /// `model` names no configured model.
-    #[error("model `{0}` is not configured on this proxy; GET /v1/models lists the available models")]
+    #[error(
+        "model `{0}` is not configured on this proxy; GET /v1/models lists the available models"
+    )]
     UnknownModel(String),
     /// The model exists but has no target speaking this endpoint's API.
     #[error(

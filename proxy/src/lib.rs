@@ -3,6 +3,11 @@
 //! A request goes through authenticate ([`auth`]) → route ([`routes`]) → forward
 //! ([`upstream`]) → relay ([`stream`]) → log ([`request_log`]).
 
+#![allow(
+    clippy::doc_markdown,
+    reason = "product names such as OpenAI are prose, not code"
+)]
+
 pub mod auth;
 pub mod config;
 pub mod error;

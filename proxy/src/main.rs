@@ -26,7 +26,11 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "ai-proxy", version, about = "A small, fast OpenAI- and Anthropic-compatible AI gateway")]
+#[command(
+    name = "ai-proxy",
+    version,
+    about = "A small, fast OpenAI- and Anthropic-compatible AI gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -64,7 +68,11 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig(dir)) => check_config(&dir),
         Some(Command::Healthcheck { port, host }) => {
             let port = port
-                .or_else(|| std::env::var("PORT").ok().and_then(|p| p.trim().parse().ok()))
+                .or_else(|| {
+                    std::env::var("PORT")
+                        .ok()
+                        .and_then(|p| p.trim().parse().ok())
+                })
                 .unwrap_or(8080);
             match healthcheck::check(&host, port) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -137,7 +145,9 @@ async fn run(config: Config) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("ai-proxy: cannot listen on {addr}: {e} (is PORT in use? set PORT/BIND in .env)");
+            eprintln!(
+                "ai-proxy: cannot listen on {addr}: {e} (is PORT in use? set PORT/BIND in .env)"
+            );
             return ExitCode::from(EXIT_FAILURE);
         }
     };

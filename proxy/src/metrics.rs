@@ -38,7 +38,11 @@ impl Histogram {
         for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let braces = if labels.is_empty() {
             String::new()
         } else {
@@ -77,7 +81,13 @@ fn lock(m: &Mutex<Families>) -> std::sync::MutexGuard<'_, Families> {
 
 impl Metrics {
     /// Counts one finished request and its total duration.
-    pub fn record_request(&self, model: &Arc<str>, provider: &Arc<str>, status: u16, total: Duration) {
+    pub fn record_request(
+        &self,
+        model: &Arc<str>,
+        provider: &Arc<str>,
+        status: u16,
+        total: Duration,
+    ) {
         let mut f = lock(&self.families);
         *f.requests
             .entry((model.clone(), provider.clone(), status))
@@ -91,7 +101,10 @@ impl Metrics {
     /// Records the wait for an upstream's response headers and the proxy's own overhead.
     pub fn record_upstream(&self, provider: &Arc<str>, wait: Duration, overhead: Duration) {
         let mut f = lock(&self.families);
-        f.upstream.entry(provider.clone()).or_default().observe(wait);
+        f.upstream
+            .entry(provider.clone())
+            .or_default()
+            .observe(wait);
         f.overhead.observe(overhead);
     }
 
@@ -106,7 +119,11 @@ impl Metrics {
 
     /// Counts a SIGHUP reload.
     pub fn record_reload(&self, ok: bool) {
-        let counter = if ok { &self.reloads_ok } else { &self.reloads_failed };
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -131,7 +148,11 @@ impl Metrics {
         }
         out.push_str("# HELP ai_proxy_request_duration_seconds Total request time until the response body ended.\n# TYPE ai_proxy_request_duration_seconds histogram\n");
         for ((model, provider), h) in &f.duration {
-            let labels = format!("model=\"{}\",provider=\"{}\"", escape(model), escape(provider));
+            let labels = format!(
+                "model=\"{}\",provider=\"{}\"",
+                escape(model),
+                escape(provider)
+            );
             h.render(&mut out, "ai_proxy_request_duration_seconds", &labels);
         }
         out.push_str("# HELP ai_proxy_upstream_response_seconds Time from sending upstream to its response headers.\n# TYPE ai_proxy_upstream_response_seconds histogram\n");
@@ -195,13 +216,25 @@ mod tests {
         let model: Arc<str> = Arc::from("m\"1");
         let provider: Arc<str> = Arc::from("p");
         m.record_request(&model, &provider, 200, Duration::from_millis(30));
-        m.record_upstream(&provider, Duration::from_millis(20), Duration::from_micros(50));
+        m.record_upstream(
+            &provider,
+            Duration::from_millis(20),
+            Duration::from_micros(50),
+        );
         m.record_upstream_error(&provider, "timeout");
         let text = m.render();
-        assert!(text.contains("ai_proxy_requests_total{model=\"m\\\"1\",provider=\"p\",status=\"200\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "ai_proxy_requests_total{model=\"m\\\"1\",provider=\"p\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("ai_proxy_request_duration_seconds_bucket{model=\"m\\\"1\",provider=\"p\",le=\"0.05\"} 1"), "{text}");
         assert!(text.contains("ai_proxy_request_duration_seconds_bucket{model=\"m\\\"1\",provider=\"p\",le=\"0.025\"} 0"), "{text}");
-        assert!(text.contains("ai_proxy_upstream_errors_total{provider=\"p\",kind=\"timeout\"} 1"), "{text}");
+        assert!(
+            text.contains("ai_proxy_upstream_errors_total{provider=\"p\",kind=\"timeout\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("ai_proxy_overhead_seconds_count 1"), "{text}");
     }
 }

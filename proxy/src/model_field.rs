@@ -61,7 +61,10 @@ pub fn rewrite(body: &Bytes, field: &ModelField<'_>, new: &str) -> Bytes {
     // Correctness over speed for the rare body the scanner cannot read.
     let mut value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     if let Some(obj) = value.as_object_mut() {
-        obj.insert("model".to_owned(), serde_json::Value::String(new.to_owned()));
+        obj.insert(
+            "model".to_owned(),
+            serde_json::Value::String(new.to_owned()),
+        );
     }
     Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
 }
@@ -166,16 +169,23 @@ mod tests {
     #[test]
     fn rewrites_only_the_top_level_model() {
         assert_eq!(
-            rw(r#"{"messages":[{"model":"inner","c":"}\"]"}], "model" : "a", "x":1}"#, "up/b"),
+            rw(
+                r#"{"messages":[{"model":"inner","c":"}\"]"}], "model" : "a", "x":1}"#,
+                "up/b"
+            ),
             r#"{"messages":[{"model":"inner","c":"}\"]"}], "model" : "up/b", "x":1}"#
         );
         assert_eq!(rw(r#"{"model":"a"}"#, "a"), r#"{"model":"a"}"#);
-        assert_eq!(rw(r#"{"model":"a","s":"q\"x"}"#, "say \"hi\""), r#"{"model":"say \"hi\"","s":"q\"x"}"#);
+        assert_eq!(
+            rw(r#"{"model":"a","s":"q\"x"}"#, "say \"hi\""),
+            r#"{"model":"say \"hi\"","s":"q\"x"}"#
+        );
     }
 
     #[test]
     fn escaped_key_falls_back_to_reserializing() {
-        let out: serde_json::Value = serde_json::from_str(&rw(r#"{"mod\u0065l":"a","n":[1]}"#, "b")).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_str(&rw(r#"{"mod\u0065l":"a","n":[1]}"#, "b")).unwrap();
         assert_eq!(out["model"], "b");
         assert_eq!(out["n"][0], 1);
     }
@@ -184,8 +194,14 @@ mod tests {
     fn errors() {
         assert!(matches!(parse(b"{nope"), Err(ProxyError::MalformedJson(_))));
         assert!(matches!(parse(b"{\"x\":1}"), Err(ProxyError::MissingModel)));
-        assert!(matches!(parse(b"{\"model\":3}"), Err(ProxyError::InvalidBody(_))));
+        assert!(matches!(
+            parse(b"{\"model\":3}"),
+            Err(ProxyError::InvalidBody(_))
+        ));
         assert!(matches!(parse(b"[1]"), Err(ProxyError::InvalidBody(_))));
-        assert!(matches!(parse(b"{\"model\":\"a\",\"model\":\"b\"}"), Err(ProxyError::InvalidBody(_))));
+        assert!(matches!(
+            parse(b"{\"model\":\"a\",\"model\":\"b\"}"),
+            Err(ProxyError::InvalidBody(_))
+        ));
     }
 }

@@ -74,14 +74,18 @@ impl RequestLog {
 
     /// Counts the request as in flight until [`RequestLog::finish`].
     pub fn mark_in_flight(&mut self) {
-        self.metrics.in_flight_requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .in_flight_requests
+            .fetch_add(1, Ordering::Relaxed);
         self.counted_in_flight = true;
     }
 
     /// Marks the response as a stream, counted in `ai_proxy_in_flight_streams`.
     pub fn mark_streamed(&mut self) {
         self.streamed = true;
-        self.metrics.in_flight_streams.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .in_flight_streams
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The metrics this record reports to.
@@ -92,19 +96,38 @@ impl RequestLog {
 
     /// Writes the log line and the request metrics.
     pub fn finish(self) {
+        drop(self);
+    }
+}
+
+impl Drop for RequestLog {
+    /// Runs on every path, including a request future dropped because the client hung up
+    /// before the response (logged as status 499, `client_closed`, like nginx does), so the
+    /// in-flight gauges never leak.
+    fn drop(&mut self) {
+        if self.status == 0 {
+            self.status = 499;
+            self.outcome = "client_closed";
+        }
         let total = self.started.elapsed();
         if self.counted_in_flight {
-            self.metrics.in_flight_requests.fetch_sub(1, Ordering::Relaxed);
+            self.metrics
+                .in_flight_requests
+                .fetch_sub(1, Ordering::Relaxed);
         }
         if self.streamed {
-            self.metrics.in_flight_streams.fetch_sub(1, Ordering::Relaxed);
+            self.metrics
+                .in_flight_streams
+                .fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(model) = &self.model {
             let provider = self.provider.clone().unwrap_or_else(|| Arc::from(""));
             self.metrics
                 .record_request(model, &provider, self.status, total);
         }
-        let level = if self.status >= 500 || self.outcome != "complete" && self.outcome != "client_closed" {
+        let level = if self.status >= 500
+            || self.outcome != "complete" && self.outcome != "client_closed"
+        {
             "warn"
         } else {
             "info"
@@ -120,8 +143,9 @@ impl RequestLog {
             .ms("upstream_ms", self.upstream_wait.as_secs_f64() * 1000.0)
             .ms(
                 "overhead_ms",
-                self.headers_after
-                    .map_or(0.0, |h| h.saturating_sub(self.upstream_wait).as_secs_f64() * 1000.0),
+                self.headers_after.map_or(0.0, |h| {
+                    h.saturating_sub(self.upstream_wait).as_secs_f64() * 1000.0
+                }),
             )
             .ms("total_ms", total.as_secs_f64() * 1000.0)
             .u64("bytes_in", self.bytes_in)

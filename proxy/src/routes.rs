@@ -26,7 +26,8 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
-const PROMETHEUS_TEXT: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+const PROMETHEUS_TEXT: HeaderValue =
+    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
 
 /// Headers that describe one hop, not the message: never relayed.
 const HOP_BY_HOP: [&str; 8] = [
@@ -41,10 +42,17 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// The hyper service: every request enters here.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
     if req.uri().path() == "/ping" && matches!(*req.method(), Method::GET | Method::HEAD) {
         // No log line: the container healthcheck calls this every few seconds.
-        return Ok(fixed(StatusCode::OK, TEXT_PLAIN, Bytes::from_static(b"pong")));
+        return Ok(fixed(
+            StatusCode::OK,
+            TEXT_PLAIN,
+            Bytes::from_static(b"pong"),
+        ));
     }
     let request_id = request_id(req.headers());
     let mut log = RequestLog::new(
@@ -61,8 +69,16 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     } else {
         let response = local(&state, &req);
         log.status = response.status().as_u16();
+        if log.status >= 400 {
+            log.path = state.redact(&log.path);
+        }
+        log.bytes_out = http_body::Body::size_hint(response.body())
+            .exact()
+            .unwrap_or(0);
         let mut response = response;
-        response.headers_mut().insert(X_REQUEST_ID, log.request_id.clone());
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, log.request_id.clone());
         log.finish();
         response
     };
@@ -84,7 +100,11 @@ fn local(state: &AppState, req: &Request<Incoming>) -> Response<ResponseBody> {
             Err(e) => e.to_response(flavor, &rid),
         },
         (&Method::GET, "/metrics") => match authenticate(req.headers(), token) {
-            Ok(()) => fixed(StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(state.metrics.render())),
+            Ok(()) => fixed(
+                StatusCode::OK,
+                PROMETHEUS_TEXT,
+                Bytes::from(state.metrics.render()),
+            ),
             Err(e) => e.to_response(flavor, &rid),
         },
         (method, path) => ProxyError::NotFound {
@@ -103,7 +123,12 @@ fn fixed(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Response
 }
 
 /// A proxied request, start to finish.
-async fn proxy(state: &AppState, req: Request<Incoming>, api: Api, mut log: RequestLog) -> Response<ResponseBody> {
+async fn proxy(
+    state: &AppState,
+    req: Request<Incoming>,
+    api: Api,
+    mut log: RequestLog,
+) -> Response<ResponseBody> {
     let flavor = match api.kind() {
         crate::config::Kind::Openai => Flavor::OpenAi,
         crate::config::Kind::Anthropic => Flavor::Anthropic,
@@ -114,9 +139,11 @@ async fn proxy(state: &AppState, req: Request<Incoming>, api: Api, mut log: Requ
         Ok(forwarded) => relay(forwarded, log),
         Err(e) => {
             log.status = e.status().as_u16();
-            log.error = Some(e.to_string());
-            log.outcome = "complete";
+            log.error = Some(state.redact(&e.to_string()));
             let response = e.to_response(flavor, &log.request_id);
+            log.bytes_out = http_body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0);
             log.finish();
             response
         }
@@ -180,7 +207,9 @@ fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody> {
     for name in HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    debug_assert!(!parts.headers.contains_key(CONNECTION) && !parts.headers.contains_key(TRANSFER_ENCODING));
+    debug_assert!(
+        !parts.headers.contains_key(CONNECTION) && !parts.headers.contains_key(TRANSFER_ENCODING)
+    );
     parts.version = Version::default();
     let sse = parts
         .headers
@@ -204,9 +233,11 @@ fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody> {
             .headers
             .insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
+    // Keepalive bytes would break a declared length, so only length-less streams get them.
+    let keepalive_ok = sse && !parts.headers.contains_key(CONTENT_LENGTH);
     let relay = RelayBody::new(
         body,
-        sse,
+        keepalive_ok,
         provider.timeouts.keepalive,
         provider.timeouts.idle,
         log,
@@ -225,17 +256,18 @@ fn server_timing(overhead: Duration, upstream: Duration) -> HeaderValue {
 
 /// The client's `x-request-id` when it is short and plain, else a fresh random one.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
         if !b.is_empty()
             && b.len() <= 128
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
         {
             return v.clone();
         }
     }
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
     // RandomState is seeded from the OS per process; hashing a counter gives unique,
     // unguessable-enough ids without a random-number dependency.
     let keys = KEYS.get_or_init(RandomState::new);

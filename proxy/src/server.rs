@@ -65,7 +65,16 @@ pub async fn serve(
     log::info("shutting down")
         .str("signal", signal)
         .u64("grace_secs", grace.as_secs())
-        .u64("in_flight_requests", u64::try_from(state.metrics.in_flight_requests.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0))
+        .u64(
+            "in_flight_requests",
+            u64::try_from(
+                state
+                    .metrics
+                    .in_flight_requests
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .unwrap_or(0),
+        )
         .emit();
     tokio::select! {
         () = graceful.shutdown() => log::info("all connections closed").emit(),

@@ -12,8 +12,12 @@ use crate::upstream::Upstreams;
 
 /// Resolves with the signal's name on the first SIGTERM or SIGINT.
 pub async fn termination() -> &'static str {
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        log::error("cannot install SIGTERM/SIGINT handlers; graceful shutdown is unavailable").emit();
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error("cannot install SIGTERM/SIGINT handlers; graceful shutdown is unavailable")
+            .emit();
         return std::future::pending().await;
     };
     tokio::select! {

@@ -24,6 +24,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Replaces every known secret (the client token, provider keys) in `text` with `***`.
+    /// Used on error paths, where client input (a model name, a path) is logged and a
+    /// client may have pasted a key into it.
+    #[must_use]
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.replace(self.settings.auth_token.expose(), "***");
+        let upstreams = self.upstreams.load();
+        for p in &upstreams.config.providers {
+            if let Some(key) = &p.api_key
+                && !key.expose().is_empty()
+            {
+                out = out.replace(key.expose(), "***");
+            }
+        }
+        out
+    }
+
     /// Builds the state and one client per provider.
     #[must_use]
     pub fn new(config: Config) -> Self {

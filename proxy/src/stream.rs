@@ -84,7 +84,13 @@ pub struct RelayBody {
 impl RelayBody {
     /// Wraps `inner`. `keepalive` of zero disables keepalive comments.
     #[must_use]
-    pub fn new(inner: Incoming, sse: bool, keepalive: Duration, idle: Duration, log: RequestLog) -> Self {
+    pub fn new(
+        inner: Incoming,
+        sse: bool,
+        keepalive: Duration,
+        idle: Duration,
+        log: RequestLog,
+    ) -> Self {
         let now = Instant::now();
         let mut body = Self {
             inner,
@@ -196,10 +202,9 @@ impl RelayBody {
                     "idle_timeout",
                     Some(format!("upstream sent nothing for {idle:?} (idle_timeout)")),
                 );
-                return Poll::Ready(Some(Err(format!(
-                    "upstream sent nothing for {idle:?}"
-                )
-                .into())));
+                return Poll::Ready(Some(Err(
+                    format!("upstream sent nothing for {idle:?}").into()
+                )));
             }
             if this.keepalive_enabled()
                 && this.at_event_boundary()

@@ -111,7 +111,7 @@ pub fn build_client(provider: &Provider, tls: &rustls::ClientConfig) -> HttpClie
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(provider.timeouts.connect));
-    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.set_keepalive(Some(Duration::from_mins(1)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls.clone())
         .https_or_http()
@@ -152,9 +152,8 @@ impl Upstreams {
                 })
             })
             .collect();
-        let models_json = Bytes::from(
-            serde_json::json!({ "object": "list", "data": data }).to_string(),
-        );
+        let models_json =
+            Bytes::from(serde_json::json!({ "object": "list", "data": data }).to_string());
         Self {
             config,
             clients,
@@ -270,24 +269,39 @@ pub async fn forward(
         }
         log.attempts += 1;
         log.provider = Some(provider.name.clone());
-        let request = build_request(provider, api, client, &target.upstream_model, &log.request_id)
-            .map_err(|e| ProxyError::AllTargetsFailed {
-                model: model.name.to_string(),
-                attempts: log.attempts,
-                last: e,
-            })?;
+        let request = build_request(
+            provider,
+            api,
+            client,
+            &target.upstream_model,
+            &log.request_id,
+        )
+        .map_err(|e| ProxyError::AllTargetsFailed {
+            model: model.name.to_string(),
+            attempts: log.attempts,
+            last: e,
+        })?;
         let http = &upstreams.clients[target.provider];
         let sent = Instant::now();
-        let result = tokio::time::timeout(provider.timeouts.first_byte, http.request(request)).await;
+        let result =
+            tokio::time::timeout(provider.timeouts.first_byte, http.request(request)).await;
         log.upstream_wait += sent.elapsed();
         let metrics = log.metrics();
         match result {
             Ok(Ok(response)) => {
                 let status = response.status();
                 if status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                    let kind = if status.is_server_error() { "status_5xx" } else { "status_429" };
+                    let kind = if status.is_server_error() {
+                        "status_5xx"
+                    } else {
+                        "status_429"
+                    };
                     metrics.record_upstream_error(&provider.name, kind);
-                    last = format!("provider `{}` returned HTTP {}", provider.name, status.as_u16());
+                    last = format!(
+                        "provider `{}` returned HTTP {}",
+                        provider.name,
+                        status.as_u16()
+                    );
                     fallback_log(log, provider, &last);
                     continue;
                 }

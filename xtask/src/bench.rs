@@ -405,14 +405,15 @@ fn build_proxy(extra: &[String], label: &str) -> Result<PathBuf> {
     let cargo = paths::cargo();
     let target = host_musl_target();
     let encoded = crate::release::binary::remap_flags().join("\x1f");
-    cmd!(
-        sh,
-        "{cargo} build --release --locked --package ai-proxy --bin ai-proxy --target {target} {extra...}"
-    )
-    .env("CARGO_ENCODED_RUSTFLAGS", &encoded)
-    .env_remove("RUSTFLAGS")
-    .run()
-    .with_context(|| format!("building the ai-proxy release binary ({label})"))?;
+    let cargo_build = || {
+        cmd!(
+            sh,
+            "{cargo} build --release --locked --package ai-proxy --bin ai-proxy --target {target} {extra...}"
+        )
+        .env("CARGO_ENCODED_RUSTFLAGS", &encoded)
+        .env_remove("RUSTFLAGS")
+    };
+    let context = || format!("building the ai-proxy release binary ({label})");
     let built = paths::target_dir()
         .join(&target)
         .join("release")
@@ -420,9 +421,26 @@ fn build_proxy(extra: &[String], label: &str) -> Result<PathBuf> {
     let aside_dir = paths::target_dir().join("bench").join("bin");
     fs::create_dir_all(&aside_dir)?;
     let aside = aside_dir.join(format!("ai-proxy-{label}"));
-    fs::copy(&built, &aside)
-        .with_context(|| format!("copying {} to {}", built.display(), aside.display()))?;
-    Ok(aside)
+    // `target/<triple>/release/ai-proxy` is shared: a concurrent build with other features
+    // (another `cargo xtask` call) may replace it between our build and the copy. A second,
+    // no-op build puts ours back; if the file then equals the copy, the copy is ours.
+    for _ in 0..3 {
+        cargo_build().run().with_context(context)?;
+        fs::copy(&built, &aside)
+            .with_context(|| format!("copying {} to {}", built.display(), aside.display()))?;
+        cargo_build()
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .with_context(context)?;
+        if fs::read(&built)? == fs::read(&aside)? {
+            return Ok(aside);
+        }
+    }
+    bail!(
+        "{} kept changing under concurrent builds with other features: run the bench alone",
+        built.display()
+    )
 }
 
 /// The three allocator builds. `--no-default-features` so that exactly one allocator is on

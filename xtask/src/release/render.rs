@@ -174,6 +174,11 @@ mod tests {
         }
     }
 
+    /// The rendered text, or a panic showing the whole error chain (e.g. a missing template).
+    fn ok(rendered: Result<String>) -> String {
+        rendered.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
     const FIXED_SHA256: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn check_golden(name: &str, rendered: &str) {
@@ -184,37 +189,51 @@ mod tests {
             std::fs::write(&path, rendered).unwrap();
             return;
         }
-        let golden = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            golden == rendered,
-            "{} is stale: templates/{name} now renders differently.\nIf the change is intended, \
-             refresh the golden files with:\n    UPDATE_GOLDEN=1 cargo test -p xtask\nand review \
-             the diff.\n--- rendered ---\n{rendered}",
-            path.display()
-        );
+        let Ok(golden) = std::fs::read_to_string(&path) else {
+            panic!(
+                "{} does not exist: create it with\n    UPDATE_GOLDEN=1 cargo test -p xtask\nand \
+                 review it",
+                path.display()
+            );
+        };
+        if golden != rendered {
+            // The first differing line, or the end of the shorter text.
+            let line = golden
+                .lines()
+                .zip(rendered.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| golden.lines().count().min(rendered.lines().count()));
+            panic!(
+                "{} is stale: templates/{name} now renders differently from line {}.\nIf the change \
+                 is intended, refresh the golden files with:\n    UPDATE_GOLDEN=1 cargo test -p \
+                 xtask\nand review the diff (`git diff xtask/tests/golden`).",
+                path.display(),
+                line + 1
+            );
+        }
     }
 
     #[test]
     fn dockerfile_matches_golden() {
-        check_golden("Dockerfile", &dockerfile(&fixed()).unwrap());
+        check_golden("Dockerfile", &ok(dockerfile(&fixed())));
     }
 
     #[test]
     fn install_md_matches_golden() {
-        check_golden("INSTALL.md", &install_md(&fixed()).unwrap());
+        check_golden("INSTALL.md", &ok(install_md(&fixed())));
     }
 
     #[test]
     fn installer_matches_golden() {
         check_golden(
             "installer.sh",
-            &installer(&fixed(), "ai-proxy-release.tar.gz", FIXED_SHA256).unwrap(),
+            &ok(installer(&fixed(), "ai-proxy-release.tar.gz", FIXED_SHA256)),
         );
     }
 
     #[test]
     fn installer_embeds_the_archive_digest_and_shell_text_is_not_escaped() {
-        let text = installer(&fixed(), "ai-proxy-release.tar.gz", FIXED_SHA256).unwrap();
+        let text = ok(installer(&fixed(), "ai-proxy-release.tar.gz", FIXED_SHA256));
         assert!(text.contains(FIXED_SHA256));
         for escaped in ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&#x27;"] {
             assert!(
@@ -226,7 +245,7 @@ mod tests {
 
     #[test]
     fn dockerfile_carries_the_contract_lines() {
-        let text = dockerfile(&fixed()).unwrap();
+        let text = ok(dockerfile(&fixed()));
         let lines: Vec<&str> = text.lines().collect();
         let count = |line: &str| lines.iter().filter(|l| **l == line).count();
         assert_eq!(

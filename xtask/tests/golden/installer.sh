@@ -116,6 +116,8 @@ CREATED_PROVIDERS=0
 ENV_BACKUP=""
 TMP_FILES=()
 NEW_IMAGE_ID=""
+BUILD_STARTED=0
+CREATE_STARTED=0
 TAG_PREVIOUS_ID=""
 NEW_CONTAINER_ID=""
 OLD_CONTAINER_ID=""
@@ -124,17 +126,16 @@ OLD_RUNNING=0
 OLD_PORT=""
 OLD_STOPPED=0
 OLD_RENAMED=0
-NEW_RENAMED=0
 RUN_OPTS=()
 
 # ---------------------------------------------------------------------------- output helpers
 
-C_RED="" C_YELLOW="" C_GREEN="" C_BOLD="" C_RESET=""
+C_GREEN="" C_BOLD="" C_RESET=""
 E_RED="" E_YELLOW="" E_RESET=""
 
 setup_colours() {
     if [[ -z "${NO_COLOR:-}" && -t 1 ]]; then
-        C_RED=$'\033[31m' C_YELLOW=$'\033[33m' C_GREEN=$'\033[32m' C_BOLD=$'\033[1m' C_RESET=$'\033[0m'
+        C_GREEN=$'\033[32m' C_BOLD=$'\033[1m' C_RESET=$'\033[0m'
     fi
     if [[ -z "${NO_COLOR:-}" && -t 2 ]]; then
         E_RED=$'\033[31m' E_YELLOW=$'\033[33m' E_RESET=$'\033[0m'
@@ -387,8 +388,11 @@ ensure_root() {
 
 check_tools() {
     local tool
-    for tool in tar gzip sha256sum mktemp sed od tr sync; do
-        need_cmd "$tool" "coreutils tar gzip sed"
+    for tool in tar gzip sed grep awk; do
+        need_cmd "$tool" "$tool"
+    done
+    for tool in sha256sum mktemp od tr sync stat sort; do
+        need_cmd "$tool" coreutils
     done
     if ! command -v curl >/dev/null 2>&1 && ! command -v wget >/dev/null 2>&1; then
         die "$EX_TOOLS" "neither curl nor wget is installed; the health check needs one: apt-get install curl."
@@ -408,13 +412,13 @@ select_engine() {
     command -v "$ENGINE" >/dev/null 2>&1 ||
         die "$EX_ENGINE" "--engine $ENGINE was asked for but '$ENGINE' is not installed (Debian: apt-get install $([[ $ENGINE == docker ]] && echo docker.io || echo podman))."
     local out
-    if ! out=$(run_bounded 30 "$ENGINE" info --format '{{.Host.Arch}}{{.Architecture}}' 2>&1); then
+    if ! out=$(engine_probe 2>&1); then
         local hint="start it (e.g. 'systemctl start docker' or 'service docker start')"
         [[ -n "${DOCKER_HOST:-}" && "$ENGINE" == docker ]] && hint="check DOCKER_HOST=$DOCKER_HOST"
         [[ "$ENGINE" == podman ]] && hint="check 'podman info'${CONTAINER_HOST:+ and CONTAINER_HOST=$CONTAINER_HOST}"
         die "$EX_ENGINE" "$ENGINE is installed but its daemon is unreachable: ${out##*$'\n'} — $hint, then run again."
     fi
-    say "  engine: $ENGINE ($(engine_version))"
+    say "  engine: $ENGINE ${out##*$'\n'}"
 }
 
 # run_bounded SECONDS CMD...: a hung daemon connection must not hang the installer.
@@ -428,8 +432,13 @@ run_bounded() {
     fi
 }
 
-engine_version() {
-    "$ENGINE" version --format '{{.Server.Version}}' 2>/dev/null || "$ENGINE" --version
+# engine_probe: the server's version; fails when the daemon (or podman's service) is unreachable.
+engine_probe() {
+    if [[ "$ENGINE" == docker ]]; then
+        run_bounded 30 docker info --format '{{.ServerVersion}}'
+    else
+        run_bounded 30 podman info --format '{{.Version.Version}}'
+    fi
 }
 
 check_archive() {
@@ -485,13 +494,19 @@ inspect_existing() {
     say "  existing install: container $NAME ($image, $status${OLD_PORT:+, port $OLD_PORT})"
 }
 
+# Parsed from JSON: podman's --format cannot range over this map the way docker's can.
+port_bindings() {
+    "$ENGINE" container inspect --format '{{json .HostConfig.PortBindings}}' "$1" 2>/dev/null |
+        grep -oE '"HostIp":"[^"]*","HostPort":"[0-9]+"' | head -n 1
+}
+
 published_port() {
-    "$ENGINE" container inspect --format '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostPort}} {{end}}{{end}}' "$1" 2>/dev/null | awk '{print $1}'
+    port_bindings "$1" | sed -nE 's/.*"HostPort":"([0-9]+)"/\1/p'
 }
 
 published_address() {
     local ip
-    ip=$("$ENGINE" container inspect --format '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIp}} {{end}}{{end}}' "$1" 2>/dev/null | awk '{print $1}')
+    ip=$(port_bindings "$1" | sed -nE 's/^"HostIp":"([^"]*)".*/\1/p')
     case "$ip" in "" | 0.0.0.0 | ::) ;; *) printf '%s\n' "$ip" ;; esac
 }
 
@@ -647,6 +662,7 @@ fresh_build_dir() {
         for f in "${EXPECTED_FILES[@]}"; do
             rm -f -- "${BUILD_DIR:?}/$f"
         done
+        rm -f -- "$BUILD_DIR"/.Dockerfile.??????
         rmdir -- "$BUILD_DIR" 2>/dev/null ||
             die "$EX_EXTRACT" "$BUILD_DIR exists and holds files that are not ours: remove it, or set AI_PROXY_BUILD_DIR, and run again."
         say "  removed the build directory a previous run left"
@@ -677,7 +693,8 @@ setup_env_file() {
     local env="$CONFIG_DIR/.env" tmp token current
     if [[ ! -e "$env" ]]; then
         token=$(new_token) || die "$EX_CONFIG" "cannot read 32 random bytes from /dev/urandom."
-        tmp=$(config_temp "$env")
+        config_temp "$env"
+        tmp=$TMP
         sed -e "s/^AUTH_TOKEN=.*/AUTH_TOKEN=$token/" -e "s/^PORT=.*/PORT=$PORT/" -- "$BUILD_DIR/.env.example" >"$tmp" ||
             die "$EX_CONFIG" "cannot write $tmp."
         grep -q "^AUTH_TOKEN=$token\$" -- "$tmp" || printf 'AUTH_TOKEN=%s\n' "$token" >>"$tmp"
@@ -693,7 +710,8 @@ setup_env_file() {
         say "  kept $env (PORT=$PORT already)"
         return 0
     fi
-    tmp=$(config_temp "$env")
+    config_temp "$env"
+    tmp=$TMP
     if grep -q '^PORT=' -- "$env"; then
         sed -e "s/^PORT=.*/PORT=$PORT/" -- "$env" >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
     else
@@ -712,7 +730,8 @@ setup_providers_file() {
         say "  kept $file"
         return 0
     fi
-    tmp=$(config_temp "$file")
+    config_temp "$file"
+    tmp=$TMP
     cat -- "$BUILD_DIR/provider-config.yaml" >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
     commit_file "$tmp" "$file" new
     CREATED_PROVIDERS=1
@@ -731,12 +750,12 @@ env_port() {
     sed -nE "s/^PORT=[\"']?([0-9]+)[\"']?[[:space:]]*\$/\\1/p" -- "$1" | tail -n 1
 }
 
-# config_temp TARGET: a temporary file beside TARGET, so the final mv is an atomic rename.
+# config_temp TARGET: sets TMP to a new temporary file beside TARGET, so the final mv is an
+# atomic rename. (Not a command substitution: TMP_FILES must survive for the rollback.)
+TMP=""
 config_temp() {
-    local tmp
-    tmp=$(mktemp -- "$(dirname -- "$1")/.$(basename -- "$1").XXXXXX") || die "$EX_CONFIG" "cannot create a temporary file in $(dirname -- "$1")."
-    TMP_FILES+=("$tmp")
-    printf '%s\n' "$tmp"
+    TMP=$(mktemp -- "$(dirname -- "$1")/.$(basename -- "$1").XXXXXX") || die "$EX_CONFIG" "cannot create a temporary file in $(dirname -- "$1")."
+    TMP_FILES+=("$TMP")
 }
 
 # commit_file TMP TARGET new|keep: mode/owner 0640 root:GID for a new file, the target's own
@@ -748,8 +767,10 @@ commit_file() {
     else
         chmod --reference="$target" -- "$tmp" && chown --reference="$target" -- "$tmp"
     fi || die "$EX_CONFIG" "cannot set the mode and owner of $tmp."
-    sync -- "$tmp" && mv -f -- "$tmp" "$target" && sync -- "$(dirname -- "$target")" ||
+    if ! sync -- "$tmp" || ! mv -f -- "$tmp" "$target"; then
         die "$EX_CONFIG" "cannot move $tmp over $target."
+    fi
+    sync -- "$(dirname -- "$target")"
 }
 
 # The container runs as $APP_UID:$APP_GID with no capabilities, so it reads a file only through
@@ -780,9 +801,12 @@ rewrite_dockerfile() {
     health=$(grep -c '^HEALTHCHECK ' -- "$tmp")
     ((expose == 1 && health == 1)) ||
         die "$EX_DOCKERFILE" "the Dockerfile must have exactly one EXPOSE and one HEALTHCHECK line (found $expose and $health): the archive is not a release of ai-proxy."
-    grep -qx "EXPOSE $PORT" -- "$tmp" && grep -q "^HEALTHCHECK .*\"--port\", *\"$PORT\"" -- "$tmp" ||
+    if ! grep -qx "EXPOSE $PORT" -- "$tmp" || ! grep -q "^HEALTHCHECK .*\"--port\", *\"$PORT\"" -- "$tmp"; then
         die "$EX_DOCKERFILE" "EXPOSE and HEALTHCHECK could not both be set to port $PORT; the Dockerfile lines are: $(grep -E '^(EXPOSE|HEALTHCHECK) ' -- "$tmp" | tr '\n' ' ')"
-    chmod 0644 -- "$tmp" && mv -f -- "$tmp" "$file" || die "$EX_DOCKERFILE" "cannot replace $file."
+    fi
+    if ! chmod 0644 -- "$tmp" || ! mv -f -- "$tmp" "$file"; then
+        die "$EX_DOCKERFILE" "cannot replace $file."
+    fi
     say "  EXPOSE $PORT; HEALTHCHECK probes port $PORT"
 }
 
@@ -796,6 +820,7 @@ build_image() {
     [[ "$ENGINE" == podman ]] && args+=(--format docker)
     local log="$WORK_DIR/build.log" started
     started=$(now_ms)
+    BUILD_STARTED=1
     if ! "$ENGINE" "${args[@]}" "$BUILD_DIR" >"$log" 2>&1; then
         tail -n 30 -- "$log" >&2
         die "$EX_BUILD" "'$ENGINE build' failed (last lines above): fix the cause and run again; the running install, if any, was not touched."
@@ -816,24 +841,26 @@ build_image() {
 check_config() {
     step "$EX_CONFIG" "Check the configuration with the new image"
     local out
-    if ! out=$("$ENGINE" run --rm --network none "${RUN_OPTS[@]}" "$NAME:$VERSION" check-config --config-dir /app/config 2>&1); then
+    if ! out=$("$ENGINE" run --rm --network none --no-healthcheck "${RUN_OPTS[@]}" "$NAME:$VERSION" check-config --config-dir /app/config 2>&1); then
         printf '%s\n' "$out" | grep -v 'systemd' | tail -n 40 | sed 's/^/  | /' >&2
         die "$EX_CONFIG" "ai-proxy rejects the configuration in $CONFIG_DIR (its message is above): fix the file and line it names, then run again. Nothing else was changed."
     fi
-    printf '%s\n' "$out" | grep -v 'systemd' | sed 's/^/  | /'
+    # The full effective configuration is long; its warnings (e.g. providers without a key yet)
+    # and verdict are what the admin needs now. 'check-config' in the summary shows all of it.
+    printf '%s\n' "$out" | grep -iE '^(warning|error|configuration)' | sed 's/^/  | /'
 }
 
 # ---------------------------------------------------------------------------- step 9: run
 
 # hardening_options: every flag and why is in docs/security.md.
 hardening_options() {
-    local nofile nproc
+    local nofile nproc tmpfs_options="rw,noexec,nosuid,nodev,size=16m"
     nofile=$(limit_within "$WANTED_NOFILE" "$(ulimit -Hn)")
     nproc=$(limit_within "$WANTED_NPROC" "$(ulimit -Hu)")
     RUN_OPTS=(
         --user "$APP_UID:$APP_GID"
         --read-only
-        --tmpfs /tmp:rw,noexec,nosuid,nodev,size=16m
+        --tmpfs "/tmp:$tmpfs_options"
         --memory 512m
         --cpus 0.5
         --pids-limit 128
@@ -844,6 +871,9 @@ hardening_options() {
         -v "$CONFIG_DIR:/app/config:ro"
     )
     ((SWAP_LIMIT)) && RUN_OPTS+=(--memory-swap 512m)
+    # With --read-only, podman also mounts writable, executable tmpfs on /run and /var/tmp;
+    # the one small noexec /tmp above is all the proxy needs.
+    [[ "$ENGINE" == podman ]] && RUN_OPTS+=(--read-only-tmpfs=false)
     # An unprivileged process may bind a port below 1024 inside its own network namespace only
     # with this namespaced sysctl (Docker sets it by default, Podman does not).
     ((PORT < 1024)) && RUN_OPTS+=(--sysctl net.ipv4.ip_unprivileged_port_start=0)
@@ -874,6 +904,7 @@ deploy() {
     step "$EX_DEPLOY" "Start the container${OLD_CONTAINER_ID:+ (swap: old one stops, new one starts)}"
     remove_stale "$NAME-new"
     local log="$WORK_DIR/engine.log"
+    CREATE_STARTED=1
     NEW_CONTAINER_ID=$("$ENGINE" create --name "$NAME-new" "${RUN_OPTS[@]}" \
         -p "$(publish_spec)" \
         --restart unless-stopped \
@@ -894,7 +925,6 @@ deploy() {
     fi
     "$ENGINE" rename "$NEW_CONTAINER_ID" "$NAME" >>"$log" 2>&1 ||
         die "$EX_DEPLOY" "cannot rename the new container to $NAME: $(tail -n 1 -- "$log")"
-    NEW_RENAMED=1
     "$ENGINE" start "$NEW_CONTAINER_ID" >>"$log" 2>&1 ||
         die "$EX_DEPLOY" "cannot start the new container: $(grep -v systemd -- "$log" | tail -n 3)"
     say "  started ${NEW_CONTAINER_ID:0:12} ($(publish_spec))"
@@ -920,7 +950,8 @@ ping_host() {
 }
 
 ping_ok() {
-    local url="http://$(ping_host):$1/ping"
+    local url
+    url="http://$(ping_host):$1/ping"
     if command -v curl >/dev/null 2>&1; then
         curl -fsS -m 2 -o /dev/null -- "$url" 2>/dev/null
     else
@@ -933,10 +964,11 @@ container_state() {
     "$ENGINE" container inspect --format '{{.State.Status}} {{.RestartCount}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1" 2>/dev/null
 }
 
-# wait_healthy ID PORT: until the engine says healthy and /ping answers from the host, with
-# backoff; fails at once when the container exits or restarts (a crash will not heal itself).
+# wait_healthy ID PORT RESTARTS: until the engine says healthy and /ping answers from the host,
+# with backoff; fails at once when the container exits or restarts more than RESTARTS times (a
+# crash will not heal itself).
 wait_healthy() {
-    local id=$1 port=$2 deadline delay=100 status restarts health pinged=0
+    local id=$1 port=$2 base=$3 deadline delay=100 status restarts health pinged=0
     deadline=$(($(now_ms) + HEALTH_TIMEOUT * 1000))
     FIRST_PING_MS=0
     while (($(now_ms) < deadline)); do
@@ -947,7 +979,7 @@ wait_healthy() {
         # Without systemd, podman runs no health check unless asked.
         [[ "$ENGINE" == podman ]] && podman healthcheck run "$id" >/dev/null 2>&1
         read -r status restarts health < <(container_state "$id")
-        if [[ "$status" != running || "${restarts:-0}" != 0 ]]; then
+        if [[ "$status" != running ]] || ((${restarts:-0} > base)); then
             HEALTH_PROBLEM="the container is ${status:-gone} after ${restarts:-?} restarts: the proxy exited"
             return 1
         fi
@@ -973,7 +1005,7 @@ format_delay() {
 
 wait_for_health() {
     step "$EX_HEALTH" "Wait for the container to become healthy and answer /ping"
-    if ! wait_healthy "$NEW_CONTAINER_ID" "$PORT"; then
+    if ! wait_healthy "$NEW_CONTAINER_ID" "$PORT" 0; then
         diagnostics "$NEW_CONTAINER_ID"
         die "$EX_HEALTH" "the new container failed its health check: $HEALTH_PROBLEM. Its last log lines above usually name the problem (e.g. a configuration error): fix it and run again."
     fi
@@ -989,7 +1021,7 @@ diagnostics() {
     local id=$1
     {
         say "---- diagnostics for $NAME ($ENGINE)"
-        say "state: $("$ENGINE" container inspect --format '{{json .State}}' "$id" 2>/dev/null | sed -E 's/"Log":\[.*\]/"Log":[…]/')"
+        say "state: $("$ENGINE" container inspect --format 'status={{.State.Status}} exit-code={{.State.ExitCode}} restarts={{.RestartCount}} error={{.State.Error}} health={{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null)"
         say "health log:"
         "$ENGINE" container inspect --format '{{if .State.Health}}{{range .State.Health.Log}}  exit {{.ExitCode}}: {{.Output}}{{println}}{{end}}{{end}}' "$id" 2>/dev/null | tail -n 5
         say "last log lines:"
@@ -1001,7 +1033,9 @@ diagnostics() {
 # ---------------------------------------------------------------------------- step 11: finish
 
 finish() {
-    step 0 "Clean up"
+    # The new container is healthy: from here on nothing is rolled back.
+    CHANGED=0
+    step "$EX_DEPLOY" "Clean up"
     if [[ -n "$OLD_CONTAINER_ID" ]]; then
         "$ENGINE" rm -f "$OLD_CONTAINER_ID" >/dev/null 2>&1 || warn "could not remove the previous container $NAME-previous: '$ENGINE rm -f $NAME-previous'."
     fi
@@ -1011,7 +1045,6 @@ finish() {
     [[ -z "$ENV_BACKUP" ]] || rm -f -- "$ENV_BACKUP"
     ENV_BACKUP=""
     remove_build_dir
-    CHANGED=0
     print_summary
 }
 
@@ -1035,6 +1068,7 @@ print_summary() {
     sudo $e logs --tail 100 $NAME
     sudo $e inspect --format '{{.State.Health.Status}}' $NAME
     sudo $e exec $NAME /app/ai-proxy check-config
+    sudo $e stats --no-stream $NAME
     sudo $e restart $NAME
     sudo $e stop $NAME
     sudo $e start $NAME
@@ -1062,6 +1096,14 @@ remove_build_dir() {
 # it reads its configuration when it starts.
 rollback() {
     warn "rolling back what this run changed"
+    # A signal can land after the engine acted but before its answer was stored: then the
+    # names tell what this run made (stale ones were removed before it started).
+    if ((CREATE_STARTED)) && [[ -z "$NEW_CONTAINER_ID" ]]; then
+        NEW_CONTAINER_ID=$("$ENGINE" container inspect --format '{{.Id}}' "$NAME-new" 2>/dev/null)
+    fi
+    if ((BUILD_STARTED)) && [[ -z "$NEW_IMAGE_ID" ]]; then
+        NEW_IMAGE_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null)
+    fi
     if [[ -n "$NEW_CONTAINER_ID" ]]; then
         "$ENGINE" rm -f "$NEW_CONTAINER_ID" >/dev/null 2>&1 && say "  removed the new container"
     fi
@@ -1081,7 +1123,11 @@ restore_config() {
     ((CREATED_ENV)) && rm -f -- "$CONFIG_DIR/.env" && say "  removed the new $CONFIG_DIR/.env"
     ((CREATED_PROVIDERS)) && rm -f -- "$CONFIG_DIR/provider-config.yaml" && say "  removed the new $CONFIG_DIR/provider-config.yaml"
     if ((CREATED_CONFIG_DIR)); then
-        rmdir -- "$CONFIG_DIR" 2>/dev/null && say "  removed $CONFIG_DIR" || warn "kept $CONFIG_DIR: files were added to it meanwhile."
+        if rmdir -- "$CONFIG_DIR" 2>/dev/null; then
+            say "  removed $CONFIG_DIR"
+        else
+            warn "kept $CONFIG_DIR: files were added to it meanwhile."
+        fi
     fi
 }
 
@@ -1095,7 +1141,7 @@ restore_old_container() {
         warn "could not start the previous container again: '$ENGINE start $NAME' and '$ENGINE logs $NAME'."
         return 0
     fi
-    if wait_healthy "$OLD_CONTAINER_ID" "$OLD_PORT"; then
+    if wait_healthy "$OLD_CONTAINER_ID" "$OLD_PORT" "$("$ENGINE" container inspect --format '{{.RestartCount}}' "$OLD_CONTAINER_ID" 2>/dev/null || echo 0)"; then
         say "  the previous container serves again on port $OLD_PORT"
     else
         warn "the previous container was started again but is not healthy yet ($HEALTH_PROBLEM): '$ENGINE logs $NAME'."
@@ -1121,9 +1167,6 @@ on_exit() {
         rollback
     fi
     remove_build_dir
-    if ((code != 0 && CHANGED == 0 && STEP_NO > 0)); then
-        :
-    fi
     exit "$code"
 }
 
