@@ -16,7 +16,11 @@ compile_error!("enable at most one of the `mimalloc` and `jemalloc` features");
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[cfg(all(
+    feature = "jemalloc",
+    target_arch = "x86_64",
+    not(feature = "mimalloc")
+))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
