@@ -140,14 +140,13 @@ impl Drop for RequestLog {
             .opt_str("provider", self.provider.as_deref())
             .u64("status", u64::from(self.status))
             .u64("attempts", u64::from(self.attempts))
-            .ms("upstream_ms", self.upstream_wait.as_secs_f64() * 1000.0)
+            .ms("upstream_ms", self.upstream_wait)
             .ms(
                 "overhead_ms",
-                self.headers_after.map_or(0.0, |h| {
-                    h.saturating_sub(self.upstream_wait).as_secs_f64() * 1000.0
-                }),
+                self.headers_after
+                    .map_or(Duration::ZERO, |h| h.saturating_sub(self.upstream_wait)),
             )
-            .ms("total_ms", total.as_secs_f64() * 1000.0)
+            .ms("total_ms", total)
             .u64("bytes_in", self.bytes_in)
             .u64("bytes_out", self.bytes_out)
             .bool("streamed", self.streamed)
