@@ -29,15 +29,8 @@ struct Dockerfile<'a> {
     source_url: &'a str,
 }
 
-#[cfg_attr(
-    not(missing_template = "INSTALL.md"),
-    derive(Template),
-    template(path = "INSTALL.md", escape = "none")
-)]
-#[cfg_attr(
-    missing_template = "INSTALL.md",
-    allow(dead_code, reason = "only the template reads the fields")
-)]
+#[derive(Template)]
+#[template(path = "INSTALL.md", escape = "none")]
 struct InstallMd<'a> {
     version: &'a str,
     port: u16,
@@ -45,15 +38,8 @@ struct InstallMd<'a> {
     gid: u32,
 }
 
-#[cfg_attr(
-    not(missing_template = "installer.sh"),
-    derive(Template),
-    template(path = "installer.sh", escape = "none")
-)]
-#[cfg_attr(
-    missing_template = "installer.sh",
-    allow(dead_code, reason = "only the template reads the fields")
-)]
+#[derive(Template)]
+#[template(path = "installer.sh", escape = "none")]
 struct Installer<'a> {
     version: &'a str,
     target: &'a str,
@@ -102,21 +88,9 @@ pub fn installer(p: &Params, archive_name: &str, archive_sha256: &str) -> Result
     render(&template, "installer.sh")
 }
 
-/// Renders one template, or explains that its file was missing when the xtask was compiled.
-trait Render {
-    fn render_text(&self) -> Result<String, String>;
-}
-
-impl Render for Dockerfile<'_> {
-    fn render_text(&self) -> Result<String, String> {
-        self.render().map_err(|e| e.to_string())
-    }
-}
-
-fn render(template: &impl Render, name: &str) -> Result<String> {
+fn render(template: &impl Template, name: &str) -> Result<String> {
     let mut text = template
-        .render_text()
-        .map_err(anyhow::Error::msg)
+        .render()
         .with_context(|| format!("rendering templates/{name}"))?;
     // askama drops the template's final newline, as Jinja does; text files end with one.
     if !text.ends_with('\n') {
@@ -124,35 +98,6 @@ fn render(template: &impl Render, name: &str) -> Result<String> {
     }
     Ok(text)
 }
-
-macro_rules! renderable {
-    ($ty:ident, $file:literal) => {
-        #[cfg(not(missing_template = $file))]
-        impl Render for $ty<'_> {
-            fn render_text(&self) -> Result<String, String> {
-                self.render().map_err(|e| e.to_string())
-            }
-        }
-
-        #[cfg(missing_template = $file)]
-        impl Render for $ty<'_> {
-            fn render_text(&self) -> Result<String, String> {
-                Err(concat!(
-                    "templates/",
-                    $file,
-                    " did not exist when the xtask was built: restore it (e.g. `git checkout -- \
-                     templates/",
-                    $file,
-                    "`) and rerun"
-                )
-                .to_owned())
-            }
-        }
-    };
-}
-
-renderable!(InstallMd, "INSTALL.md");
-renderable!(Installer, "installer.sh");
 
 #[cfg(test)]
 mod tests {
