@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod binary;
+pub mod contents;
 pub mod elf;
 pub mod render;
 
@@ -206,39 +207,24 @@ fn build_and_check(
     Ok((version, binary))
 }
 
-/// The seven files of the tarball, with the modes they get in it.
+/// The tarball's sources, one per [`contents::CONTENTS`] entry, with the modes they get in it.
 fn tarball_sources(binary: &Path, dockerfile: String, install_md: String) -> Vec<Source> {
     let root = paths::project_root();
     let templates = paths::templates_dir();
-    let file = |name, path| Source {
-        name,
-        mode: 0o644,
-        content: Content::File(path),
-    };
-    vec![
-        Source {
-            name: "ai-proxy",
-            mode: 0o755,
-            content: Content::File(binary.to_path_buf()),
-        },
-        Source {
-            name: "Dockerfile",
-            mode: 0o644,
-            content: Content::Rendered(dockerfile),
-        },
-        Source {
-            name: "INSTALL.md",
-            mode: 0o644,
-            content: Content::Rendered(install_md),
-        },
-        file(".env.example", templates.join(".env.example")),
-        file(
-            "provider-config.yaml",
-            templates.join("provider-config.yaml"),
-        ),
-        file("README.md", root.join("README.md")),
-        file("LICENSE", root.join("LICENSE")),
-    ]
+    contents::CONTENTS
+        .iter()
+        .map(|e| Source {
+            name: e.name,
+            mode: e.mode,
+            content: match (e.origin, e.name) {
+                (contents::Origin::Binary, _) => Content::File(binary.to_path_buf()),
+                (contents::Origin::Rendered, "Dockerfile") => Content::Rendered(dockerfile.clone()),
+                (contents::Origin::Rendered, _) => Content::Rendered(install_md.clone()),
+                (contents::Origin::Template, name) => Content::File(templates.join(name)),
+                (contents::Origin::Root, name) => Content::File(root.join(name)),
+            },
+        })
+        .collect()
 }
 
 /// Fails on any `bash -n` or shellcheck finding, with what to do about each.
