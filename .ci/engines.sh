@@ -1,6 +1,7 @@
-# Sourced by .ci/run: leave dockerd running and rootful podman usable on a fresh Debian machine,
-# as root, without systemd (CI machines boot a minimal init: nothing starts services or mounts
-# cgroups for the engines).
+#!/usr/bin/env bash
+# Run by .ci/run and the ci workflow (or sourced, for its functions): leave dockerd running and
+# rootful podman usable on a fresh Debian machine, as root, without systemd (CI machines boot a
+# minimal init: nothing starts services or mounts cgroups for the engines).
 
 # Both engines need the cgroup controllers mounted; Debian's docker.io init script does this
 # with cgroupfs-mount, which --no-install-recommends leaves out and which no init runs here.
@@ -64,3 +65,9 @@ start_engines() {
     configure_podman
     echo "engines: docker $(docker info --format '{{.ServerVersion}}'), podman $(podman info --format '{{.Version.Version}}')"
 }
+
+# Run as a script: start them.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    set -euo pipefail
+    start_engines
+fi

@@ -26,6 +26,7 @@ use anyhow::{Context, Result, bail, ensure};
 use xshell::{Shell, cmd};
 
 use crate::paths;
+use crate::release::binary;
 use holdmock::HoldMock;
 use servers::Server;
 
@@ -290,12 +291,17 @@ pub struct Results {
     pub allocators: Vec<AllocatorFigures>,
 }
 
-pub fn run(args: &Args) -> Result<()> {
+impl Args {
+    pub fn run(&self, sh: &Shell) -> Result<()> {
+        run(sh, self)
+    }
+}
+
+fn run(sh: &Shell, args: &Args) -> Result<()> {
     if args.write_docs && args.quick {
         bail!("--write-docs records full-run figures in docs/: drop --quick");
     }
-    need_tool("nginx", "-v")?;
-    need_tool("wrk", "-v")?;
+    crate::tools::ensure_for(sh, &["bench"], crate::tools::For::Test)?;
     let plan = Plan::new(args);
     let started = Instant::now();
 
@@ -308,10 +314,10 @@ pub fn run(args: &Args) -> Result<()> {
             .iter()
             .flat_map(|f| ["--features".to_owned(), f.clone()])
             .collect::<Vec<_>>();
-        build_proxy(&extra, "main")?
+        build_proxy(sh, &extra, "main")?
     };
     let allocator_bins = if args.compare_allocators {
-        allocator_builds()?
+        allocator_builds(sh)?
     } else {
         Vec::new()
     };
@@ -358,16 +364,6 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn need_tool(tool: &str, version_flag: &str) -> Result<()> {
-    match Command::new(tool).arg(version_flag).output() {
-        Ok(_) => Ok(()),
-        Err(e) => bail!(
-            "`{tool}` is needed by `cargo xtask bench` but could not run ({e}): \
-             install it with `apt-get install nginx wrk`"
-        ),
-    }
-}
-
 fn command_line(args: &Args) -> String {
     let mut cmd = "cargo xtask bench".to_owned();
     if args.quick {
@@ -391,33 +387,16 @@ fn command_line(args: &Args) -> String {
     cmd
 }
 
-fn host_musl_target() -> String {
-    format!("{}-unknown-linux-musl", std::env::consts::ARCH)
-}
-
-/// Builds the release binary and copies it to `target/bench/bin/ai-proxy-<label>`, so later
-/// builds with other features cannot replace what is being measured. Same flags as
-/// `cargo xtask release` (its path remapping in `CARGO_ENCODED_RUSTFLAGS`), so after a release
-/// the default build is a no-op rather than a full rebuild with other fingerprints.
-fn build_proxy(extra: &[String], label: &str) -> Result<PathBuf> {
-    let sh = Shell::new()?;
-    sh.change_dir(paths::project_root());
-    let cargo = paths::cargo();
-    let target = host_musl_target();
-    let encoded = crate::release::binary::remap_flags().join("\x1f");
-    let cargo_build = || {
-        cmd!(
-            sh,
-            "{cargo} build --release --locked --package ai-proxy --bin ai-proxy --target {target} {extra...}"
-        )
-        .env("CARGO_ENCODED_RUSTFLAGS", &encoded)
-        .env_remove("RUSTFLAGS")
+/// Builds the release binary as `cargo xtask release` does (same flags, so after a release the
+/// default build is a no-op) and copies it to `target/bench/bin/ai-proxy-<label>`, so later
+/// builds with other features cannot replace what is being measured.
+fn build_proxy(sh: &Shell, extra: &[String], label: &str) -> Result<PathBuf> {
+    let target = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
+    let build = |quiet: bool| {
+        let _quiet = quiet.then(|| sh.push_env("CARGO_TERM_QUIET", "true"));
+        binary::build(sh, binary::Builder::Cargo, &target, extra)
+            .with_context(|| format!("building the ai-proxy release binary ({label})"))
     };
-    let context = || format!("building the ai-proxy release binary ({label})");
-    let built = paths::target_dir()
-        .join(&target)
-        .join("release")
-        .join("ai-proxy");
     let aside_dir = paths::target_dir().join("bench").join("bin");
     fs::create_dir_all(&aside_dir)?;
     let aside = aside_dir.join(format!("ai-proxy-{label}"));
@@ -425,27 +404,23 @@ fn build_proxy(extra: &[String], label: &str) -> Result<PathBuf> {
     // (another `cargo xtask` call) may replace it between our build and the copy. A second,
     // no-op build puts ours back; if the file then equals the copy, the copy is ours.
     for _ in 0..3 {
-        cargo_build().run().with_context(context)?;
-        fs::copy(&built, &aside)
-            .with_context(|| format!("copying {} to {}", built.display(), aside.display()))?;
-        cargo_build()
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .with_context(context)?;
-        if fs::read(&built)? == fs::read(&aside)? {
+        let fresh = build(false)?;
+        fs::copy(&fresh, &aside)
+            .with_context(|| format!("copying {} to {}", fresh.display(), aside.display()))?;
+        build(true)?;
+        if fs::read(&fresh)? == fs::read(&aside)? {
             return Ok(aside);
         }
     }
     bail!(
-        "{} kept changing under concurrent builds with other features: run the bench alone",
-        built.display()
+        "target/{target}/release/ai-proxy kept changing under concurrent builds with other \
+         features: run the bench alone"
     )
 }
 
 /// The three allocator builds. `--no-default-features` so that exactly one allocator is on
 /// whatever the proxy's defaults become.
-fn allocator_builds() -> Result<Vec<(String, PathBuf)>> {
+fn allocator_builds(sh: &Shell) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for (name, features) in [
         ("musl-malloc", None),
@@ -456,7 +431,7 @@ fn allocator_builds() -> Result<Vec<(String, PathBuf)>> {
         if let Some(f) = features {
             extra.extend(["--features".to_owned(), f.to_owned()]);
         }
-        out.push((name.to_owned(), build_proxy(&extra, name)?));
+        out.push((name.to_owned(), build_proxy(sh, &extra, name)?));
     }
     Ok(out)
 }

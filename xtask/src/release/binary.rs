@@ -22,13 +22,7 @@ pub enum Builder {
 pub fn check_toolchain(sh: &Shell, builder: Builder, target: &str) -> Result<()> {
     match builder {
         Builder::Cross => {
-            if cmd!(sh, "cross --version")
-                .quiet()
-                .ignore_stdout()
-                .ignore_stderr()
-                .run()
-                .is_err()
-            {
+            if !crate::tools::have("cross") {
                 bail!(
                     "`cross` is not installed: `cargo install cross` (it also needs a working \
                      docker or podman), or build without --cross"
@@ -69,6 +63,33 @@ pub fn package_version(sh: &Shell) -> Result<String> {
         bail!("cannot read a version from `cargo pkgid --package ai-proxy`: {pkgid:?}");
     }
     Ok(version.to_owned())
+}
+
+/// Runs `<runner…> <binary> --version` and fails unless it prints `ai-proxy <version>`;
+/// `runner` is none on this host's architecture, e.g. `qemu-aarch64` for another.
+pub fn check_version(
+    sh: &Shell,
+    runner: Option<&str>,
+    binary: &Path,
+    version: &str,
+) -> Result<String> {
+    let command = match runner {
+        Some(runner) => sh.cmd(runner).arg(binary),
+        None => sh.cmd(binary),
+    };
+    let printed = command
+        .arg("--version")
+        .quiet()
+        .read()
+        .with_context(|| format!("running `{} --version`", binary.display()))?;
+    let expected = format!("ai-proxy {version}");
+    if printed.trim() != expected {
+        bail!(
+            "`{} --version` printed {printed:?}, expected {expected:?}",
+            binary.display()
+        );
+    }
+    Ok(printed)
 }
 
 /// `--remap-path-prefix` flags for every path that can leak into the binary (panic locations,
@@ -119,8 +140,8 @@ fn c_toolchain_env(target: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Builds the binary and returns its path.
-pub fn build(sh: &Shell, builder: Builder, target: &str) -> Result<PathBuf> {
+/// Builds the binary and returns its path; `extra` adds cargo arguments (the bench's features).
+pub fn build(sh: &Shell, builder: Builder, target: &str, extra: &[String]) -> Result<PathBuf> {
     let flags = remap_flags();
     // CARGO_ENCODED_RUSTFLAGS (separated by 0x1f) survives spaces in paths, and being the same
     // on every run, it keeps cargo's fingerprint, so a second release is a no-op build. A
@@ -137,7 +158,7 @@ pub fn build(sh: &Shell, builder: Builder, target: &str) -> Result<PathBuf> {
     };
     let mut command = cmd!(
         sh,
-        "{program} build --release --locked --package ai-proxy --bin ai-proxy --target {target}"
+        "{program} build --release --locked --package ai-proxy --bin ai-proxy --target {target} {extra...}"
     )
     .env("CARGO_ENCODED_RUSTFLAGS", &encoded)
     .env_remove("RUSTFLAGS");

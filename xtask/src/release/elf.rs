@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn accepts_a_static_musl_binary() {
         // musl-gcc (musl-tools) is what a static C program is built with on Debian.
-        let dir = crate::release::scratch_dir("elf-static");
+        let dir = crate::fs::scratch_dir("elf-static");
         let source = dir.join("hello.c");
         std::fs::write(&source, "int main(void) { return 0; }\n").unwrap();
         let binary = dir.join("hello");
