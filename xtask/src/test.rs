@@ -382,43 +382,7 @@ fn check_artifacts(ctx: &Ctx<'_>, release: &Release, machine: elf::Machine) -> R
     let bytes = std::fs::read(&release.archive)
         .with_context(|| format!("reading {}", release.archive.display()))?;
     let listed = archive::read(&bytes)?;
-    let names: Vec<(&str, u32)> = listed.iter().map(|e| (e.name.as_str(), e.mode)).collect();
-    let expected = expected_entries();
-    ensure!(
-        names == expected,
-        "the tarball holds {names:?}, expected exactly {expected:?} (name, mode)"
-    );
-    for entry in &listed {
-        ensure!(entry.regular, "{} is not a regular file", entry.name);
-        ensure!(
-            (entry.uid, entry.gid) == (0, 0),
-            "{} is owned by {}:{}, expected 0:0",
-            entry.name,
-            entry.uid,
-            entry.gid
-        );
-        ensure!(
-            entry.username.is_empty() && entry.groupname.is_empty(),
-            "{} carries owner names {:?}:{:?}, expected none",
-            entry.name,
-            entry.username,
-            entry.groupname
-        );
-    }
-    let mtimes: Vec<u64> = listed.iter().map(|e| e.mtime).collect();
-    ensure!(
-        mtimes.windows(2).all(|w| w[0] == w[1]),
-        "entries have different mtimes: {mtimes:?}"
-    );
-    ensure!(
-        archive::gzip_header(&bytes)? == (0, false),
-        "the gzip header stores a time or a file name"
-    );
-    println!(
-        "  tarball: the {} expected files, modes 0755/0644, owner 0:0, no owner names, mtime {}",
-        expected.len(),
-        mtimes[0]
-    );
+    check_listing(&listed, &bytes)?;
 
     let dockerfile = entry_text(&listed, "Dockerfile")?;
     ensure!(
@@ -466,6 +430,49 @@ fn check_artifacts(ctx: &Ctx<'_>, release: &Release, machine: elf::Machine) -> R
     println!(
         "  installer.sh: mode 0755, embeds sha256 {}",
         release.archive_sha256
+    );
+    Ok(())
+}
+
+/// The tarball's listing: exactly [`CONTENTS`] with its modes, regular files owned by 0:0 with
+/// no owner names, one mtime, and a gzip header with no time or name.
+fn check_listing(listed: &[archive::Listed], bytes: &[u8]) -> Result<()> {
+    let names: Vec<(&str, u32)> = listed.iter().map(|e| (e.name.as_str(), e.mode)).collect();
+    let expected = expected_entries();
+    ensure!(
+        names == expected,
+        "the tarball holds {names:?}, expected exactly {expected:?} (name, mode)"
+    );
+    for entry in listed {
+        ensure!(entry.regular, "{} is not a regular file", entry.name);
+        ensure!(
+            (entry.uid, entry.gid) == (0, 0),
+            "{} is owned by {}:{}, expected 0:0",
+            entry.name,
+            entry.uid,
+            entry.gid
+        );
+        ensure!(
+            entry.username.is_empty() && entry.groupname.is_empty(),
+            "{} carries owner names {:?}:{:?}, expected none",
+            entry.name,
+            entry.username,
+            entry.groupname
+        );
+    }
+    let mtimes: Vec<u64> = listed.iter().map(|e| e.mtime).collect();
+    ensure!(
+        mtimes.windows(2).all(|w| w[0] == w[1]),
+        "entries have different mtimes: {mtimes:?}"
+    );
+    ensure!(
+        archive::gzip_header(bytes)? == (0, false),
+        "the gzip header stores a time or a file name"
+    );
+    println!(
+        "  tarball: the {} expected files, modes 0755/0644, owner 0:0, no owner names, mtime {}",
+        expected.len(),
+        mtimes[0]
     );
     Ok(())
 }

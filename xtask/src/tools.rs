@@ -308,7 +308,7 @@ fn is_debian() -> bool {
 
 /// Installs `tools`: Debian packages with `apt-get` (through sudo when not root), then rustup
 /// targets and components, pip and npm packages as the current user (pip and npm must not
-/// write as root into a user's Python or checkout).
+/// write as root into a user's Python or checkout); fails if any is still missing after.
 pub fn install(sh: &Shell, tools: &[&'static Tool]) -> Result<()> {
     for tool in tools {
         println!(
@@ -326,20 +326,7 @@ pub fn install(sh: &Shell, tools: &[&'static Tool]) -> Result<()> {
         })
         .collect();
     if !packages.is_empty() {
-        ensure!(
-            is_debian(),
-            "this is not Debian or Ubuntu: install the packages {packages:?} with your package manager"
-        );
-        let sudo = if is_root() { "env" } else { "sudo" };
-        cmd!(
-            sh,
-            "{sudo} DEBIAN_FRONTEND=noninteractive apt-get update -qq"
-        )
-        .run()
-        .context("apt-get update")?;
-        cmd!(sh, "{sudo} DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {packages...}")
-            .run()
-            .context("apt-get install")?;
+        apt_install(sh, &packages)?;
     }
     let of = |get: Get| -> Vec<&str> {
         tools
@@ -383,6 +370,32 @@ pub fn install(sh: &Shell, tools: &[&'static Tool]) -> Result<()> {
             .with_context(|| format!("npm install {name}@{version}"))?;
         }
     }
+    // A package can install and still not give the program (another name, a broken PATH).
+    let still = missing(sh, tools);
+    ensure!(
+        still.is_empty(),
+        "still missing after installing:\n{}",
+        describe(&still)
+    );
+    Ok(())
+}
+
+/// `apt-get update` and `apt-get install` of `packages`, through sudo when not root.
+fn apt_install(sh: &Shell, packages: &BTreeSet<&str>) -> Result<()> {
+    ensure!(
+        is_debian(),
+        "this is not Debian or Ubuntu: install the packages {packages:?} with your package manager"
+    );
+    let sudo = if is_root() { "env" } else { "sudo" };
+    cmd!(
+        sh,
+        "{sudo} DEBIAN_FRONTEND=noninteractive apt-get update -qq"
+    )
+    .run()
+    .context("apt-get update")?;
+    cmd!(sh, "{sudo} DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {packages...}")
+        .run()
+        .context("apt-get install")?;
     Ok(())
 }
 
@@ -426,12 +439,6 @@ pub fn ensure_for(sh: &Shell, uses: &[&str], set_up: For) -> Result<()> {
     if is_root() && is_debian() {
         println!("Installing what this needs and is missing (root on Debian/Ubuntu):");
         install(sh, &missing)?;
-        let still = self::missing(sh, &missing);
-        ensure!(
-            still.is_empty(),
-            "still missing after installing:\n{}",
-            describe(&still)
-        );
         return Ok(());
     }
     bail!(
@@ -474,12 +481,6 @@ impl SetupArgs {
             bail!("--check: not installing\n{}", describe(&missing));
         }
         install(sh, &missing)?;
-        let still = self::missing(sh, &missing);
-        ensure!(
-            still.is_empty(),
-            "still missing after installing:\n{}",
-            describe(&still)
-        );
         println!(
             "setup: installed {}",
             missing

@@ -18,7 +18,7 @@ pub fn write_script(path: &Path, body: &str, token: &str) -> Result<()> {
 }
 
 /// What one wrk run measured.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Outcome {
     pub requests: u64,
     pub seconds: f64,

@@ -1,0 +1,162 @@
+//! The running fixture: the nginx mock upstream, the hold-open mock, the nginx baseline, the
+//! proxy's config directory and wrk scripts; which port and path reach each target, and the
+//! check that every target answers what the mock answers before anything is measured.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+
+use super::holdmock::HoldMock;
+use super::host::Pins;
+use super::plan::{Mode, Plan, TOKEN, Target, request_body};
+use super::servers::{self, Server};
+use super::{http, wrk};
+
+/// The running fixture: mock upstreams, the nginx baseline and the proxy's config directory.
+pub struct Bench<'a> {
+    pub dir: PathBuf,
+    pub plan: &'a Plan,
+    pub pins: Pins,
+    pub clk_tck: u64,
+    pub mock: Server,
+    pub baseline: Server,
+    pub hold: HoldMock,
+    pub scripts: [PathBuf; 2],
+}
+
+impl<'a> Bench<'a> {
+    pub fn setup(dir: &Path, plan: &'a Plan, pins: Pins, clk_tck: u64) -> Result<Self> {
+        let mock = servers::start_mock(dir, pins.mock)?;
+        let baseline = servers::start_baseline(dir, mock.port, pins.proxies)?;
+        let hold = HoldMock::start()?;
+        write_proxy_config(dir, mock.port, hold.port)?;
+        let scripts = Mode::ALL.map(|m| dir.join(format!("{}.lua", m.name())));
+        for (mode, script) in Mode::ALL.iter().zip(&scripts) {
+            wrk::write_script(
+                script,
+                &request_body(mode.model(), *mode == Mode::Stream),
+                TOKEN,
+            )?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            plan,
+            pins,
+            clk_tck,
+            mock,
+            baseline,
+            hold,
+            scripts,
+        })
+    }
+
+    pub fn start_proxy(&self, name: &str, bin: &Path) -> Result<Server> {
+        servers::start_proxy(name, bin, &self.dir, self.pins.proxies)
+    }
+
+    pub fn port(&self, target: Target, proxy: &Server) -> u16 {
+        match target {
+            Target::Direct => self.mock.port,
+            Target::Nginx => self.baseline.port,
+            Target::Proxy => proxy.port,
+        }
+    }
+
+    pub fn path(target: Target, mode: Mode) -> &'static str {
+        if target == Target::Proxy {
+            "/v1/chat/completions"
+        } else {
+            mode.mock_path()
+        }
+    }
+
+    /// Before measuring anything: each target answers what the mock answers, and the proxy
+    /// refuses a wrong token (so it is really doing its job on the measured path).
+    pub fn check_answers(&self, target: Target, proxy: &Server) -> Result<()> {
+        let port = self.port(target, proxy);
+        let timeout = Duration::from_secs(5);
+        for mode in Mode::ALL {
+            let body = request_body(mode.model(), mode == Mode::Stream);
+            let req = http::post(Self::path(target, mode), Some(TOKEN), &body, false);
+            let resp = http::exchange(port, &req, timeout)
+                .with_context(|| format!("{} {} request", target.name(), mode.name()))?;
+            let text = resp.body_text();
+            let ok = resp.status == 200
+                && match mode {
+                    Mode::Json => text.contains(servers::MOCK_JSON_MARKER),
+                    Mode::Stream => {
+                        text.contains("chat.completion.chunk") && text.contains("data: [DONE]")
+                    }
+                };
+            ensure!(
+                ok,
+                "{} did not relay the mock's {} answer: status {}\n{}{}",
+                target.name(),
+                mode.name(),
+                resp.status,
+                resp.head,
+                text.chars().take(500).collect::<String>()
+            );
+        }
+        if target == Target::Proxy {
+            let body = request_body(Mode::Json.model(), false);
+            let req = http::post(
+                "/v1/chat/completions",
+                Some("wrong-token-0123456789"),
+                &body,
+                false,
+            );
+            let resp =
+                http::exchange(port, &req, timeout).context("ai-proxy wrong-token request")?;
+            ensure!(
+                resp.status == 401,
+                "ai-proxy answered {} to a wrong token, not 401",
+                resp.status
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The proxy's config directory: three openai-kind providers on the mocks.
+fn write_proxy_config(dir: &Path, mock_port: u16, hold_port: u16) -> Result<()> {
+    let env = format!(
+        "# written by `cargo xtask bench`\nPORT=8080\nBIND=127.0.0.1\nAUTH_TOKEN={TOKEN}\nMOCK_API_KEY=mock-upstream-key\n"
+    );
+    let yaml = format!(
+        "# written by `cargo xtask bench`
+providers:
+  - name: mock-json
+    kind: openai
+    base_url: http://127.0.0.1:{mock_port}/v1
+    api_key: ${{MOCK_API_KEY}}
+  - name: mock-stream
+    kind: openai
+    base_url: http://127.0.0.1:{mock_port}/stream/v1
+    api_key: ${{MOCK_API_KEY}}
+  - name: hold
+    kind: openai
+    base_url: http://127.0.0.1:{hold_port}/v1
+    api_key: ${{MOCK_API_KEY}}
+models:
+  - name: bench-json
+    targets:
+      - provider: mock-json
+        model: bench-upstream
+  - name: bench-stream
+    targets:
+      - provider: mock-stream
+        model: bench-upstream
+  - name: bench-hold
+    targets:
+      - provider: hold
+        model: bench-upstream
+"
+    );
+    fs::write(dir.join(".env"), env).context("writing the bench .env")?;
+    fs::write(dir.join("provider-config.yaml"), yaml)
+        .context("writing the bench provider-config.yaml")?;
+    Ok(())
+}
