@@ -21,10 +21,7 @@ pub struct Pins {
 impl Pins {
     pub fn detect() -> (Self, String) {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let taskset = Command::new("taskset")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
+        let taskset = crate::tools::have("taskset");
         let none = Self {
             load: None,
             mock: None,

@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -40,14 +39,7 @@ pub struct Load<'a> {
 }
 
 pub fn run(load: &Load<'_>) -> Result<Outcome> {
-    let mut cmd = match load.pin {
-        Some(cpu) => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &cpu.to_string(), "wrk"]);
-            c
-        }
-        None => Command::new("wrk"),
-    };
+    let mut cmd = super::servers::command(Path::new("wrk"), load.pin);
     cmd.arg("--latency")
         .arg(format!("-t{}", load.threads.min(load.connections)))
         .arg(format!("-c{}", load.connections))
