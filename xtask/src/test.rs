@@ -313,26 +313,32 @@ fn write_job_summary(table: &[String], closing: &str) {
 }
 
 fn fmt(ctx: &mut Ctx<'_>) -> Result<Outcome> {
-    let cargo = paths::cargo();
-    cmd!(ctx.sh, "{cargo} fmt --all -- --check")
-        .run()
-        .context("code is not formatted: run `cargo fmt --all`")?;
-    Ok(Outcome::Passed)
+    cargo(
+        ctx,
+        &["fmt", "--all", "--", "--check"],
+        "code is not formatted: run `cargo fmt --all`",
+    )
 }
 
 fn clippy(ctx: &mut Ctx<'_>) -> Result<Outcome> {
-    let cargo = paths::cargo();
-    cmd!(ctx.sh, "{cargo} clippy --workspace --all-targets --locked")
-        .run()
-        .context("clippy reported errors (above)")?;
-    Ok(Outcome::Passed)
+    let args = ["clippy", "--workspace", "--all-targets", "--locked"];
+    cargo(ctx, &args, "clippy reported errors (above)")
 }
 
 fn unit(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    cargo(
+        ctx,
+        &["test", "--workspace", "--locked"],
+        "tests failed (above)",
+    )
+}
+
+/// `$CARGO <args>`, passed when it succeeds.
+fn cargo(ctx: &Ctx<'_>, args: &[&str], failure: &str) -> Result<Outcome> {
     let cargo = paths::cargo();
-    cmd!(ctx.sh, "{cargo} test --workspace --locked")
+    cmd!(ctx.sh, "{cargo} {args...}")
         .run()
-        .context("tests failed (above)")?;
+        .context(failure.to_owned())?;
     Ok(Outcome::Passed)
 }
 
