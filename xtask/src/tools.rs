@@ -74,6 +74,7 @@ const fn apt(
     tool(program, Get::Apt { package, programs }, why, used_by)
 }
 
+/// Any tool, in the table's long form.
 const fn tool(
     name: &'static str,
     get: Get,
