@@ -7,6 +7,7 @@ pub mod archive;
 pub mod binary;
 pub mod contents;
 pub mod elf;
+pub mod oci;
 pub mod render;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,10 @@ pub struct Args {
     /// Build with `cross` (in a container) instead of cargo.
     #[arg(long)]
     pub cross: bool,
+    /// Image the Kubernetes manifests run, REGISTRY/NAME[:TAG][@sha256:DIGEST]; without a digest
+    /// this release's image digest is appended [default: ai-proxy:VERSION, as loaded locally].
+    #[arg(long, value_name = "REFERENCE")]
+    pub image: Option<String>,
 }
 
 /// What a release wrote, for the caller (`cargo xtask test` checks it).
@@ -52,6 +57,8 @@ pub struct Release {
     pub archive_sha256: String,
     pub checksum: PathBuf,
     pub installer: PathBuf,
+    /// `ai-proxy-oci.tar` and `kubernetes/`.
+    pub image: Box<oci::ImageRelease>,
 }
 
 /// Where a target's artifacts go: `pkg/` for the default target, `pkg/<target>/` otherwise, so
@@ -98,7 +105,7 @@ pub fn run(args: &Args) -> Result<Release> {
     let sh = Shell::new().context("starting a shell")?;
     sh.change_dir(&root);
     let mut steps = Steps {
-        total: 8,
+        total: 9,
         done: 0,
         started: Instant::now(),
     };
@@ -120,6 +127,7 @@ pub fn run(args: &Args) -> Result<Release> {
     };
     steps.next("Rendering templates/Dockerfile and templates/INSTALL.md");
     let dockerfile = render::dockerfile(&params)?;
+    let dockerfile_for_image = dockerfile.clone();
     let install_md = render::install_md(&params)?;
 
     let (mtime, mtime_from) = archive::source_date_epoch(&sh)?;
@@ -131,6 +139,15 @@ pub fn run(args: &Args) -> Result<Release> {
     let archive_sha256 = archive::sha256_hex(&tarball);
     Steps::note(&format!("sha256 {archive_sha256}"));
 
+    steps.next("Building the OCI image from the Dockerfile and tarball; rendering kubernetes/");
+    let image = oci::prepare(
+        &params,
+        args.image.as_deref(),
+        &dockerfile_for_image,
+        &entries,
+        mtime,
+    )?;
+
     let out = out_dir(&target);
     let staging = Staging::new(&out)?;
     steps.next("Rendering templates/installer.sh with the tarball's sha256; bash -n; shellcheck");
@@ -141,12 +158,15 @@ pub fn run(args: &Args) -> Result<Release> {
 
     steps.next(&format!("Writing {}/", display_relative(&out)));
     archive::write_atomic(&staging.dir.join(ARCHIVE_NAME), &tarball, 0o644)?;
-    let checksum = archive::checksum_line(&archive_sha256, ARCHIVE_NAME);
+    let oci_sha256 = image.stage(&staging.dir)?;
+    let checksum = archive::checksum_line(&archive_sha256, ARCHIVE_NAME)
+        + &archive::checksum_line(&oci_sha256, oci::OCI_NAME);
     archive::write_atomic(&staging.dir.join(CHECKSUM_NAME), checksum.as_bytes(), 0o644)?;
     for name in [ARCHIVE_NAME, CHECKSUM_NAME, INSTALLER_NAME] {
         std::fs::rename(staging.dir.join(name), out.join(name))
             .with_context(|| format!("moving {name} into {}", out.display()))?;
     }
+    let image = Box::new(image.install(&staging.dir, &out)?);
     drop(staging);
 
     let release = Release {
@@ -157,6 +177,7 @@ pub fn run(args: &Args) -> Result<Release> {
         archive_sha256,
         checksum: out.join(CHECKSUM_NAME),
         installer: out.join(INSTALLER_NAME),
+        image,
         out_dir: out,
     };
     print_table(&release, steps.started)?;
@@ -286,7 +307,12 @@ fn print_table(release: &Release, started: Instant) -> Result<()> {
         release.target,
         started.elapsed().as_secs_f64()
     );
-    let paths = [&release.archive, &release.checksum, &release.installer];
+    let paths = [
+        &release.archive,
+        &release.checksum,
+        &release.installer,
+        &release.image.oci,
+    ];
     let names: Vec<String> = paths.iter().map(|p| display_relative(p)).collect();
     let width = names.iter().map(String::len).max().unwrap_or_default();
     println!("{:<width$}  {:>9}  sha256", "artifact", "bytes");
@@ -304,6 +330,7 @@ fn print_table(release: &Release, started: Instant) -> Result<()> {
         "(the ai-proxy binary in the tarball: {} bytes)",
         binary.len()
     );
+    println!("(the image in {}: {})", oci::OCI_NAME, release.image.digest);
     Ok(())
 }
 

@@ -411,10 +411,15 @@ fn check_artifacts(ctx: &Ctx, release: &Release, machine: elf::Machine) -> Resul
 }
 
 fn reproducible(ctx: &mut Ctx) -> Result<Outcome> {
-    let first = match &ctx.release {
-        ReleaseState::Made(release) => release.archive_sha256.clone(),
+    let (first, first_image) = match &ctx.release {
+        ReleaseState::Made(release) => {
+            (release.archive_sha256.clone(), release.image.digest.clone())
+        }
         ReleaseState::Failed => bail!("the release step failed: nothing to compare"),
-        ReleaseState::NotRun => release::run(&release::Args::default())?.archive_sha256,
+        ReleaseState::NotRun => {
+            let release = release::run(&release::Args::default())?;
+            (release.archive_sha256, release.image.digest)
+        }
     };
     let second = release::run(&release::Args::default())?;
     ensure!(
@@ -423,7 +428,15 @@ fn reproducible(ctx: &mut Ctx) -> Result<Outcome> {
          (`tar -tvzf`) and the binaries",
         second.archive_sha256
     );
-    println!("  both releases: sha256 {first}");
+    ensure!(
+        second.image.digest == first_image,
+        "two releases of the same tree give different images: {first_image} then {}",
+        second.image.digest
+    );
+    println!(
+        "  both releases: sha256 {first}, image {}",
+        second.image.digest
+    );
     ctx.release = ReleaseState::Made(second);
     Ok(Outcome::Passed)
 }
@@ -442,6 +455,7 @@ fn aarch64(ctx: &mut Ctx) -> Result<Outcome> {
     let release = release::run(&release::Args {
         target: Some(target.to_owned()),
         cross: false,
+        image: None,
     })?;
     check_artifacts(ctx, &release, elf::AARCH64)?;
     let listed =
