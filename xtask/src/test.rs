@@ -3,6 +3,8 @@
 //! missing tool or container engine is a failure. Elsewhere it prints one `SKIPPED:` line that says
 //! how to enable the check.
 
+mod oci;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -98,6 +100,16 @@ const STEPS: &[Step] = &[
         name: "installer-podman",
         what: "bats xtask/tests/installer with ENGINE=podman",
         run: installer_podman,
+    },
+    Step {
+        name: "oci",
+        what: "pkg/ai-proxy-oci.tar: OCI spec checks, skopeo, docker + podman load, hardened run, SDK request",
+        run: oci::image,
+    },
+    Step {
+        name: "kubernetes",
+        what: "pkg/kubernetes/: kubernetes-validate --strict, hardening policy, podman kube play",
+        run: oci::kubernetes,
     },
     Step {
         name: "bench",
