@@ -598,20 +598,24 @@ pub fn rfc3339(epoch: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::release::render;
 
-    fn dockerfile() -> String {
-        render::dockerfile(&render::Params {
+    /// The fixed inputs of the golden files (as in render.rs's tests).
+    pub(crate) fn fixed_params() -> render::Params {
+        render::Params {
             version: "1.2.3".into(),
             target: "x86_64-unknown-linux-musl".into(),
             port: 8080,
             uid: 1001,
             gid: 1001,
             source_url: "https://github.com/ai-proxy/ai-proxy".into(),
-        })
-        .unwrap()
+        }
+    }
+
+    fn dockerfile() -> String {
+        render::dockerfile(&fixed_params()).unwrap()
     }
 
     fn context() -> Vec<Entry> {

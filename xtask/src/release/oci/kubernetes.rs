@@ -212,17 +212,6 @@ mod tests {
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn fixed() -> Params {
-        Params {
-            version: "1.2.3".into(),
-            target: "x86_64-unknown-linux-musl".into(),
-            port: 8080,
-            uid: 1001,
-            gid: 1001,
-            source_url: "https://github.com/ai-proxy/ai-proxy".into(),
-        }
-    }
-
     fn root() -> PathBuf {
         crate::paths::project_root()
     }
@@ -232,7 +221,13 @@ mod tests {
             std::fs::read_to_string(root().join("templates/provider-config.yaml")).unwrap();
         let image =
             image_reference(Some("registry.example.com/ai-proxy"), "1.2.3", DIGEST).unwrap();
-        render(&fixed(), &image, &config, 8).unwrap()
+        render(
+            &crate::release::oci::tests::fixed_params(),
+            &image,
+            &config,
+            8,
+        )
+        .unwrap()
     }
 
     /// Same contract as render.rs's golden files: `UPDATE_GOLDEN=1 cargo test -p xtask` refreshes.

@@ -56,14 +56,11 @@ pub fn verify(bytes: &[u8]) -> Result<Verified> {
     );
 
     let index = json("index.json")?;
-    ensure!(
-        index["schemaVersion"] == 2,
-        "index.json: schemaVersion is not 2"
-    );
-    ensure!(
-        index["mediaType"] == "application/vnd.oci.image.index.v1+json",
-        "index.json: mediaType is not the OCI image index"
-    );
+    versioned(
+        &index,
+        "application/vnd.oci.image.index.v1+json",
+        "index.json",
+    )?;
     let manifests = index["manifests"]
         .as_array()
         .context("index.json: no manifests array")?;
@@ -85,14 +82,11 @@ pub fn verify(bytes: &[u8]) -> Result<Verified> {
     )?;
     let manifest: Value =
         serde_json::from_slice(manifest_bytes).context("the manifest is not JSON")?;
-    ensure!(
-        manifest["schemaVersion"] == 2,
-        "manifest: schemaVersion is not 2"
-    );
-    ensure!(
-        manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json",
-        "manifest: mediaType is not the OCI image manifest"
-    );
+    versioned(
+        &manifest,
+        "application/vnd.oci.image.manifest.v1+json",
+        "the manifest",
+    )?;
     let (config_digest, config_bytes) = blob(
         &files,
         &manifest["config"],
@@ -165,6 +159,17 @@ fn docker_view(docker: &Value, config_digest: &str, layer_digest: &str) -> Resul
                 .context("manifest.json: a tag is not a string")
         })
         .collect()
+}
+
+/// An index or manifest: `schemaVersion` 2 and its own media type.
+fn versioned(document: &Value, media_type: &str, what: &str) -> Result<()> {
+    ensure!(
+        document["schemaVersion"] == 2 && document["mediaType"] == media_type,
+        "{what}: schemaVersion {} and mediaType {}, expected 2 and {media_type}",
+        document["schemaVersion"],
+        document["mediaType"]
+    );
+    Ok(())
 }
 
 /// Every blob is named by its own sha256.
