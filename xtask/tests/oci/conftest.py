@@ -66,12 +66,10 @@ def installer_run_flags(engine, config_dir):
     tmpfs = re.search(r'tmpfs_options="([^"]+)"', body).group(1)
     block = re.search(r"RUN_OPTS=\(\n(.*?)\n\s*\)", body, re.S).group(1)
     wanted = {k: int(v) for k, v in re.findall(r"^readonly (WANTED_NOFILE|WANTED_NPROC)=(\d+)", text, re.M)}
-    hard_nofile = int(run("bash", "-c", "ulimit -Hn").stdout.strip())
-    hard_nproc = run("bash", "-c", "ulimit -Hu").stdout.strip()
     values = {
         "APP_UID": str(UID), "APP_GID": str(GID), "tmpfs_options": tmpfs, "CONFIG_DIR": str(config_dir),
-        "nofile": str(min(wanted["WANTED_NOFILE"], hard_nofile)),
-        "nproc": str(wanted["WANTED_NPROC"] if hard_nproc == "unlimited" else min(wanted["WANTED_NPROC"], int(hard_nproc))),
+        "nofile": str(limit_within(wanted["WANTED_NOFILE"], "-Hn")),
+        "nproc": str(limit_within(wanted["WANTED_NPROC"], "-Hu")),
     }
     flags = []
     for word in shlex.split(block):
@@ -84,6 +82,12 @@ def installer_run_flags(engine, config_dir):
     if engine == "podman" and "--read-only-tmpfs=false" in body:
         flags.append("--read-only-tmpfs=false")
     return flags
+
+
+def limit_within(wanted, flag):
+    """installer.sh's limit_within: the wanted rlimit, capped at this host's hard limit."""
+    hard = run("bash", "-c", f"ulimit {flag}").stdout.strip()
+    return wanted if hard == "unlimited" else min(wanted, int(hard))
 
 
 def write_config(directory, upstream_port=UPSTREAM_PORT, env=True):

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from conftest import (
-    GID, LABEL, MANIFESTS, OCI_ARCHIVE, PORT, RUN_ID, UID, assert_forwarded, chat, env_text, ping,
+    GID, LABEL, MANIFESTS, OCI_ARCHIVE, RUN_ID, UID, assert_forwarded, chat, env_text, limit_within,
+    ping,
     proc_status, provider_config, root_is_read_only, run, upstream_in_netns, version, wait_for,
 )
 
@@ -39,9 +40,7 @@ def podman_env():
     file, so its settings are kept and the cap added to its [containers] table."""
     system = Path("/etc/containers/containers.conf")
     text = system.read_text() if system.exists() else ""
-    nofile = min(20000, int(run("bash", "-c", "ulimit -Hn").stdout))
-    hard_nproc = run("bash", "-c", "ulimit -Hu").stdout.strip()
-    nproc = 4096 if hard_nproc == "unlimited" else min(4096, int(hard_nproc))
+    nofile, nproc = limit_within(20000, "-Hn"), limit_within(4096, "-Hu")
     line = f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
     if "[containers]" in text:
         text = text.replace("[containers]\n", "[containers]\n" + line, 1)
