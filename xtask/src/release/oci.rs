@@ -8,9 +8,10 @@
 //! files the installer builds the same image from.
 //!
 //! Besides the OCI layout (`oci-layout`, `index.json`, `blobs/sha256/…`) the archive carries a
-//! Docker-style `manifest.json` naming the same blobs: Docker 20.10 loads nothing without it, and
-//! Podman 4.3 then loads the Docker-style view, whose config keeps the healthcheck (it ignores
-//! one in an OCI config).
+//! Docker-style `manifest.json` naming the same blobs: Docker 20.10 loads nothing without it.
+//! `podman load` (4.3) takes the OCI view and drops the healthcheck, which podman reads only from
+//! a Docker-format config; `podman pull docker-archive:…` takes the Docker view and keeps it
+//! (docs/kubernetes.md).
 
 use std::collections::BTreeMap;
 use std::io::Write;
