@@ -40,10 +40,16 @@ def archive_healthcheck():
     return config["config"]["Healthcheck"]
 
 
+def image_healthcheck(config):
+    """The healthcheck in `ENGINE image inspect` output: docker keeps it in Config, podman at
+    the top level."""
+    return config["Config"].get("Healthcheck") or config.get("Healthcheck")
+
+
 def health_flags(image):
     """Nothing when the engine kept the image's healthcheck; else the same check as flags."""
     config = inspect(ENGINE, "image", image)
-    if config["Config"].get("Healthcheck") or config.get("HealthCheck"):
+    if image_healthcheck(config):
         return []
     check = archive_healthcheck()
     seconds = lambda ns: f"{ns // 1_000_000_000}s"
@@ -61,7 +67,7 @@ def test_image_config_matches_the_dockerfile(image):
     assert c["Cmd"] == ["serve", "--config-dir", "/app/config"]
     assert f"{PORT}/tcp" in c["ExposedPorts"]
     assert c["Labels"]["org.opencontainers.image.version"] == version()
-    health = c.get("Healthcheck") or config.get("HealthCheck")
+    health = image_healthcheck(config)
     if ENGINE == "docker" or health:
         assert health and health["Test"] == archive_healthcheck()["Test"], config
     else:
@@ -112,3 +118,18 @@ def test_runs_hardened_healthy_and_serves(image, tmp_config):
         run(ENGINE, "rm", "-f", name, check=False)
     leftovers = run(ENGINE, "ps", "-aq", "--filter", f"label={LABEL}", "--filter", f"name={name}").stdout.strip()
     assert leftovers == "", f"containers left behind: {leftovers}"
+
+
+if ENGINE == "podman":  # docker load keeps it already (test_image_config_matches_the_dockerfile)
+    def test_podman_keeps_the_healthcheck_from_the_docker_view():
+        """docs/kubernetes.md tells podman users `podman pull docker-archive:…` keeps the healthcheck."""
+        name = f"localhost/ai-proxy:{version()}"
+        before = run("podman", "image", "exists", name, check=False).returncode == 0
+        run("podman", "pull", "-q", f"docker-archive:{OCI_ARCHIVE}", timeout=300)
+        try:
+            config = inspect("podman", "image", name)
+            assert (image_healthcheck(config) or {}).get("Test") == archive_healthcheck()["Test"], config
+            assert config["Config"]["User"] == f"{UID}:{GID}"
+        finally:
+            if not before:
+                run("podman", "rmi", name, check=False)
