@@ -127,7 +127,6 @@ pub fn run(args: &Args) -> Result<Release> {
     };
     steps.next("Rendering templates/Dockerfile and templates/INSTALL.md");
     let dockerfile = render::dockerfile(&params)?;
-    let dockerfile_for_image = dockerfile.clone();
     let install_md = render::install_md(&params)?;
 
     let (mtime, mtime_from) = archive::source_date_epoch(&sh)?;
@@ -140,13 +139,7 @@ pub fn run(args: &Args) -> Result<Release> {
     Steps::note(&format!("sha256 {archive_sha256}"));
 
     steps.next("Building the OCI image from the Dockerfile and tarball; rendering kubernetes/");
-    let image = oci::prepare(
-        &params,
-        args.image.as_deref(),
-        &dockerfile_for_image,
-        &entries,
-        mtime,
-    )?;
+    let image = oci::prepare(&params, args.image.as_deref(), &entries, mtime)?;
 
     let out = out_dir(&target);
     let staging = Staging::new(&out)?;

@@ -319,16 +319,22 @@ pub struct ImageRelease {
     pub oci: PathBuf,
 }
 
-/// Builds the image from the rendered Dockerfile and the tarball's entries, and renders the
-/// manifests for it (`given_image`: `cargo xtask release --image`).
+/// Builds the image from the tarball's entries — the Dockerfile's build context, rendered
+/// Dockerfile included — and renders the manifests for it (`given_image`: `cargo xtask release
+/// --image`).
 pub fn prepare(
     params: &Params,
     given_image: Option<&str>,
-    dockerfile: &str,
     entries: &[Entry],
     mtime: u64,
 ) -> Result<Prepared> {
     let machine = elf::Machine::for_target(&params.target)?;
+    let dockerfile = entries
+        .iter()
+        .find(|e| e.name == "Dockerfile")
+        .context("the tarball has no Dockerfile to build the image from")?;
+    let dockerfile =
+        std::str::from_utf8(&dockerfile.data).context("the rendered Dockerfile is not UTF-8")?;
     let image = build(dockerfile, entries, machine, &params.version, mtime)?;
     println!(
         "      image {} ({}): layer {} bytes, diff_id {}",
