@@ -20,6 +20,8 @@ pub const MAX_REPLICAS: u32 = 6;
 /// compares them with templates/installer.sh).
 pub const MEMORY: &str = "512Mi";
 pub const CPU: &str = "500m";
+/// The in-memory `/tmp`, the size of the installer's `--tmpfs /tmp:…,size=16m`.
+pub const TMP_SIZE: &str = "16Mi";
 /// How long the kubelet waits before SIGTERM, so endpoints are removed first.
 pub const PRESTOP_SECS: u64 = 5;
 /// Added to the pre-stop sleep and the proxy's drain so the kubelet never SIGKILLs a draining
@@ -42,6 +44,7 @@ struct Manifest<'a> {
     max_replicas: u32,
     memory: &'a str,
     cpu: &'a str,
+    tmp_size: &'a str,
     prestop_secs: u64,
     drain_secs: u64,
     termination_grace_secs: u64,
@@ -73,6 +76,7 @@ pub fn render(
         max_replicas: MAX_REPLICAS,
         memory: MEMORY,
         cpu: CPU,
+        tmp_size: TMP_SIZE,
         prestop_secs: PRESTOP_SECS,
         drain_secs,
         termination_grace_secs: PRESTOP_SECS + drain_secs + TERMINATION_MARGIN_SECS,
@@ -301,6 +305,17 @@ mod tests {
         assert_eq!(
             format!("{}Mi", flag("--memory ").trim_end_matches('m')),
             MEMORY
+        );
+        let tmpfs = installer
+            .split("tmpfs_options=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("installer.sh no longer sets tmpfs_options");
+        assert!(
+            tmpfs
+                .split(',')
+                .any(|o| o == format!("size={}m", TMP_SIZE.trim_end_matches("Mi"))),
+            "{tmpfs}"
         );
         let millis: u32 = CPU.trim_end_matches('m').parse().unwrap();
         assert_eq!(flag("--cpus "), (f64::from(millis) / 1000.0).to_string());
