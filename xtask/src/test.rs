@@ -63,7 +63,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "reproducible",
-        what: "a second release gives the identical tarball sha256",
+        what: "a second release gives the identical tarball sha256 and image digest",
         run: reproducible,
     },
     Step {
