@@ -8,6 +8,7 @@ pub mod binary;
 pub mod contents;
 pub mod dist;
 pub mod elf;
+pub mod oci;
 pub mod render;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,10 @@ pub struct Args {
     /// Build with `cross` (in a container) instead of cargo.
     #[arg(long)]
     pub cross: bool,
+    /// Image the Kubernetes manifests run, REGISTRY/NAME[:TAG][@sha256:DIGEST]; without a digest
+    /// this release's image digest is appended [default: ai-proxy:VERSION, as loaded locally].
+    #[arg(long, value_name = "REFERENCE")]
+    pub image: Option<String>,
     /// The git tag being released (`v<version>`): fail before building when it names another
     /// version than the workspace's.
     #[arg(long, value_name = "TAG")]
@@ -82,6 +87,8 @@ pub struct Release {
     pub archive_sha256: String,
     pub checksum: PathBuf,
     pub installer: PathBuf,
+    /// `ai-proxy-oci.tar` and `kubernetes/`.
+    pub image: Box<oci::ImageRelease>,
 }
 
 /// Where a target's artifacts go: `pkg/` for the default target, `pkg/<target>/` otherwise, so
@@ -125,7 +132,7 @@ pub fn run(sh: &Shell, args: &Args) -> Result<Release> {
          binary, which Rust builds only for musl"
     );
     let mut steps = Steps {
-        total: 8,
+        total: 9,
         done: 0,
         started: Instant::now(),
     };
@@ -158,6 +165,9 @@ pub fn run(sh: &Shell, args: &Args) -> Result<Release> {
     let archive_sha256 = archive::sha256_hex(&tarball);
     Steps::note(&format!("sha256 {archive_sha256}"));
 
+    steps.next("Building the OCI image from the Dockerfile and tarball; rendering kubernetes/");
+    let image = oci::prepare(&params, args.image.as_deref(), &entries, mtime)?;
+
     let out = out_dir(&target);
     let staging = Staging::new(&out)?;
     steps.next("Rendering templates/installer.sh with the tarball's sha256; bash -n; shellcheck");
@@ -170,10 +180,25 @@ pub fn run(sh: &Shell, args: &Args) -> Result<Release> {
     write_atomic(&staging.dir.join(ARCHIVE_NAME), &tarball, 0o644)?;
     let checksum = archive::checksum_line(&archive_sha256, ARCHIVE_NAME);
     write_atomic(&staging.dir.join(CHECKSUM_NAME), checksum.as_bytes(), 0o644)?;
-    for name in [ARCHIVE_NAME, CHECKSUM_NAME, INSTALLER_NAME] {
+    // The image gets a checksum file of its own: a user who downloads only the tarball and its
+    // .sha256 must be able to run a plain `sha256sum -c` on it.
+    let oci_sha256 = image.stage(&staging.dir)?;
+    let oci_checksum = archive::checksum_line(&oci_sha256, oci::OCI_NAME);
+    write_atomic(
+        &staging.dir.join(oci::OCI_CHECKSUM_NAME),
+        oci_checksum.as_bytes(),
+        0o644,
+    )?;
+    for name in [
+        ARCHIVE_NAME,
+        CHECKSUM_NAME,
+        oci::OCI_CHECKSUM_NAME,
+        INSTALLER_NAME,
+    ] {
         std::fs::rename(staging.dir.join(name), out.join(name))
             .with_context(|| format!("moving {name} into {}", out.display()))?;
     }
+    let image = Box::new(image.install(&staging.dir, &out)?);
     drop(staging);
 
     let release = Release {
@@ -184,6 +209,7 @@ pub fn run(sh: &Shell, args: &Args) -> Result<Release> {
         archive_sha256,
         checksum: out.join(CHECKSUM_NAME),
         installer: out.join(INSTALLER_NAME),
+        image,
         out_dir: out,
     };
     print_table(&release, steps.started)?;
@@ -300,7 +326,12 @@ fn print_table(release: &Release, started: Instant) -> Result<()> {
         release.target,
         started.elapsed().as_secs_f64()
     );
-    let paths = [&release.archive, &release.checksum, &release.installer];
+    let paths = [
+        &release.archive,
+        &release.checksum,
+        &release.installer,
+        &release.image.oci,
+    ];
     let names: Vec<String> = paths.iter().map(|p| display_relative(p)).collect();
     let width = names.iter().map(String::len).max().unwrap_or_default();
     println!("{:<width$}  {:>9}  sha256", "artifact", "bytes");
@@ -318,5 +349,6 @@ fn print_table(release: &Release, started: Instant) -> Result<()> {
         "(the ai-proxy binary in the tarball: {} bytes)",
         binary.len()
     );
+    println!("(the image in {}: {})", oci::OCI_NAME, release.image.digest);
     Ok(())
 }

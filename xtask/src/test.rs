@@ -4,6 +4,7 @@
 //! is a failure unless `--skip-missing` is given, and the closing line names what it skipped.
 
 mod artifacts;
+mod oci;
 mod workflows;
 
 use std::path::PathBuf;
@@ -69,7 +70,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "reproducible",
-        what: "a second release gives the identical tarball sha256",
+        what: "a second release gives the identical tarball sha256 and image digest",
         run: artifacts::reproducible,
     },
     Step {
@@ -106,6 +107,16 @@ const STEPS: &[Step] = &[
         name: "installer-podman",
         what: "bats xtask/tests/installer with ENGINE=podman",
         run: installer_podman,
+    },
+    Step {
+        name: "oci",
+        what: "pkg/ai-proxy-oci.tar: OCI spec checks, skopeo, docker + podman load, hardened run, SDK request",
+        run: oci::image,
+    },
+    Step {
+        name: "kubernetes",
+        what: "pkg/kubernetes/: kubernetes-validate --strict, hardening policy, podman kube play",
+        run: oci::kubernetes,
     },
     Step {
         name: "bench",

