@@ -1,24 +1,34 @@
-//! Client authentication: `Authorization: Bearer <AUTH_TOKEN>` (OpenAI SDKs) or
-//! `x-api-key: <AUTH_TOKEN>` (Anthropic SDKs), compared in constant time.
+//! The authenticate phase: `Authorization: Bearer <AUTH_TOKEN>` (OpenAI SDKs) or
+//! `x-api-key: <AUTH_TOKEN>` (Anthropic SDKs), compared in constant time, giving the
+//! client's [`Identity`].
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
 
 use crate::error::ProxyError;
+use crate::headers::X_API_KEY;
+
+/// Who sent a request. Today every client shares the one `AUTH_TOKEN`; per-client keys (and
+/// the usage metered against them) become further variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The holder of `AUTH_TOKEN`.
+    SharedToken,
+}
 
 /// Accepts the request when either header carries `token`.
-pub fn authenticate(headers: &HeaderMap, token: &[u8]) -> Result<(), ProxyError> {
+pub fn authenticate(headers: &HeaderMap, token: &[u8]) -> Result<Identity, ProxyError> {
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| strip_bearer(v.as_bytes()))
         .is_some_and(|t| bool::from(t.ct_eq(token)));
     let api_key = headers
-        .get("x-api-key")
+        .get(X_API_KEY)
         .is_some_and(|v| bool::from(v.as_bytes().ct_eq(token)));
     // Both are evaluated so the time taken does not say which header was tried.
     if bearer | api_key {
-        Ok(())
+        Ok(Identity::SharedToken)
     } else {
         Err(ProxyError::Unauthorized)
     }

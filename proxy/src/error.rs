@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::stream::ResponseBody;
+use crate::body::ResponseBody;
+use crate::headers::{APPLICATION_JSON, BEARER, X_REQUEST_ID};
 
 /// Which API's error shape a client expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,13 +165,10 @@ impl ProxyError {
         let mut response = Response::new(ResponseBody::full(Bytes::from(self.body(flavor))));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert("x-request-id", request_id.clone());
+        headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+        headers.insert(X_REQUEST_ID, request_id.clone());
         if matches!(self, Self::Unauthorized) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            headers.insert(header::WWW_AUTHENTICATE, BEARER);
         }
         response
     }

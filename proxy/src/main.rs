@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use ai_proxy::config::Config;
-use ai_proxy::{healthcheck, log, server, shutdown, state::AppState};
+use ai_proxy::{healthcheck, log, server, signals, state::AppState};
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
 compile_error!("enable at most one of the `mimalloc` and `jemalloc` features");
@@ -157,7 +157,7 @@ async fn run(config: Config) -> ExitCode {
     };
     let local = listener.local_addr().map_or(addr, |a| a);
     for p in config.providers.not_configured() {
-        shutdown::warn_not_configured(p);
+        signals::warn_not_configured(p);
     }
     let state = Arc::new(AppState::new(config));
     {
@@ -170,8 +170,8 @@ async fn run(config: Config) -> ExitCode {
             .u64("models", up.config.models.len() as u64)
             .emit();
     }
-    tokio::spawn(shutdown::reload_on_sighup(state.clone()));
-    server::serve(state, listener, shutdown::termination()).await;
+    tokio::spawn(signals::reload_on_sighup(state.clone()));
+    server::serve(state, listener, signals::termination()).await;
     log::info("stopped").emit();
     ExitCode::SUCCESS
 }

@@ -2,12 +2,15 @@
 //! `/metrics`. Labels come from configuration (model and provider names), never from
 //! client input, so their number stays bounded.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::outcome::UpstreamFailure;
 
 /// Histogram bucket bounds in seconds.
 const BUCKETS: [f64; 16] = [
@@ -58,7 +61,7 @@ struct Families {
     requests: BTreeMap<(Arc<str>, Arc<str>, u16), u64>,
     duration: BTreeMap<(Arc<str>, Arc<str>), Histogram>,
     upstream: BTreeMap<Arc<str>, Histogram>,
-    upstream_errors: BTreeMap<(Arc<str>, &'static str), u64>,
+    upstream_errors: BTreeMap<(Arc<str>, UpstreamFailure), u64>,
     overhead: Histogram,
 }
 
@@ -108,9 +111,8 @@ impl Metrics {
         f.overhead.observe(overhead);
     }
 
-    /// Counts an upstream failure (`connect`, `timeout`, `status_429`, `status_5xx`,
-    /// `idle_timeout`, `stream`).
-    pub fn record_upstream_error(&self, provider: &Arc<str>, kind: &'static str) {
+    /// Counts an upstream failure.
+    pub fn record_upstream_error(&self, provider: &Arc<str>, kind: UpstreamFailure) {
         *lock(&self.families)
             .upstream_errors
             .entry((provider.clone(), kind))
@@ -166,8 +168,9 @@ impl Metrics {
         for ((provider, kind), n) in &f.upstream_errors {
             let _ = writeln!(
                 out,
-                "ai_proxy_upstream_errors_total{{provider=\"{}\",kind=\"{kind}\"}} {n}",
-                escape(provider)
+                "ai_proxy_upstream_errors_total{{provider=\"{}\",kind=\"{}\"}} {n}",
+                escape(provider),
+                kind.as_str()
             );
         }
         drop(f);
@@ -204,8 +207,6 @@ fn escape(label: &str) -> Cow<'_, str> {
     }
 }
 
-use std::borrow::Cow;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +222,7 @@ mod tests {
             Duration::from_millis(20),
             Duration::from_micros(50),
         );
-        m.record_upstream_error(&provider, "timeout");
+        m.record_upstream_error(&provider, UpstreamFailure::Timeout);
         let text = m.render();
         assert!(
             text.contains(

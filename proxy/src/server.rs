@@ -13,7 +13,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::log;
-use crate::routes;
+use crate::pipeline;
 use crate::state::AppState;
 
 /// Serves `listener` until `shutdown` resolves, then drains for at most `grace`.
@@ -50,7 +50,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let service = service_fn(move |req| routes::handle(state.clone(), req));
+                let service = service_fn(move |req| pipeline::handle(state.clone(), req));
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

@@ -1,0 +1,47 @@
+//! Header names and values the proxy sets or reads, defined once for every module.
+
+use http::{HeaderName, HeaderValue};
+
+/// The request id, echoed to the client and sent upstream.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Anthropic SDKs send the client token here.
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+/// Proxy overhead and upstream wait, for the client's own timing.
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+/// Tells nginx-like proxies in front not to buffer a stream.
+pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+/// Anthropic's API version header.
+pub const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+/// Anthropic's beta-features header (may repeat).
+pub const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+/// OpenAI's beta-features header.
+pub const OPENAI_BETA: HeaderName = HeaderName::from_static("openai-beta");
+
+/// `application/json`.
+pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// Plain text, for `/ping`.
+pub const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+/// The Prometheus text exposition format.
+pub const PROMETHEUS_TEXT: HeaderValue =
+    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+/// `no`, for `x-accel-buffering`.
+pub const NO: HeaderValue = HeaderValue::from_static("no");
+/// Anthropic's API version, sent when the client did not choose one.
+pub const DEFAULT_ANTHROPIC_VERSION: HeaderValue = HeaderValue::from_static("2023-06-01");
+/// Our `User-Agent` upstream.
+pub const PROXY_USER_AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("ai-proxy/", env!("CARGO_PKG_VERSION")));
+/// `Bearer`, for `WWW-Authenticate` on a 401.
+pub const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
+
+/// Headers that describe one hop, not the message: never relayed.
+pub const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
