@@ -47,15 +47,25 @@ pub struct ClientRequest<'a> {
     pub field: &'a ModelField<'a>,
 }
 
-/// What one attempt came to, when it does not end the forward phase.
+/// A failed attempt.
 struct Failed {
     failure: UpstreamFailure,
     message: String,
 }
 
-/// Tries `model`'s targets in order. Falls back on connection errors, timeouts before the
-/// response headers, 429 and 5xx; returns the first other response. Nothing has reached the
-/// client yet, so falling back is always safe here.
+impl UpstreamFailure {
+    /// Whether the upstream may have received the whole request and be generating (and
+    /// billing) an answer: the connection was lost after sending, or no headers came in time.
+    /// Sending it to the next target could then run it twice.
+    fn is_ambiguous(self) -> bool {
+        matches!(self, Self::Request | Self::Timeout)
+    }
+}
+
+/// Tries `model`'s targets in order. Falls back freely when the request never reached the
+/// upstream (connect or TLS failure) or the upstream refused it (429, 5xx); after an
+/// ambiguous failure only when the provider says `retry_ambiguous: true`. Returns the first
+/// other response. Nothing has reached the client yet.
 pub async fn forward(
     upstreams: &Upstreams,
     model: &Model,
@@ -102,8 +112,16 @@ pub async fn forward(
                 });
             }
             Err(Failed { failure, message }) => {
-                log.upstream_failed(&provider.name, failure);
+                let fallback = !failure.is_ambiguous() || provider.retry_ambiguous;
+                log.attempt_failed(&provider.name, failure, fallback);
                 fallback_log(log, provider, &message);
+                if !fallback {
+                    last = format!(
+                        "{message}; not sent to another target because provider `{}` may have received it (set retry_ambiguous: true on it to allow)",
+                        provider.name
+                    );
+                    break;
+                }
                 last = message;
             }
         }

@@ -34,9 +34,12 @@ pub const PROXY_USER_AGENT: HeaderValue =
 /// `Bearer`, for `WWW-Authenticate` on a 401.
 pub const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
 
-/// Headers that describe one hop, not the message: never relayed.
-pub const HOP_BY_HOP: [&str; 8] = [
+/// Headers that describe one hop, not the message: never relayed (RFC 9110 §7.6.1, plus
+/// the non-standard `proxy-connection`). Headers named in an upstream's `Connection` or
+/// `Proxy-Connection` are removed too.
+pub const HOP_BY_HOP: [&str; 9] = [
     "connection",
+    "proxy-connection",
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",
@@ -44,4 +47,17 @@ pub const HOP_BY_HOP: [&str; 8] = [
     "trailer",
     "transfer-encoding",
     "upgrade",
+];
+
+/// Upstream response headers that belong to the proxy's account with the provider, not to
+/// the client: cookies set for the proxy, and identifiers of the organisation or project
+/// that pays. Never relayed; `docs/security.md` lists them. Rate-limit headers,
+/// `retry-after`, request ids and `openai-processing-ms` are kept: clients use them.
+pub const UPSTREAM_PRIVATE: [&str; 6] = [
+    "set-cookie",
+    "set-cookie2",
+    "openai-organization",
+    "openai-project",
+    "anthropic-organization-id",
+    "x-organization-id",
 ];

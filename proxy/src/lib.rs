@@ -13,6 +13,8 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod connections;
+pub mod echo;
 pub mod error;
 pub mod forward;
 pub mod headers;
@@ -24,6 +26,7 @@ pub mod model_field;
 pub mod outcome;
 pub mod pipeline;
 pub mod relay;
+pub mod reload;
 pub mod request_body;
 pub mod request_log;
 pub mod routes;

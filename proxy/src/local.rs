@@ -7,6 +7,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::auth::authenticate;
 use crate::body::ResponseBody;
+use crate::echo::clip;
 use crate::error::{Flavor, ProxyError};
 use crate::headers::{APPLICATION_JSON, PROMETHEUS_TEXT, TEXT_PLAIN};
 use crate::state::AppState;
@@ -25,7 +26,7 @@ pub fn pong() -> Response<ResponseBody> {
 
 /// Answers `/v1/models`, `/metrics`, or 404.
 pub fn answer<B>(state: &AppState, req: &Request<B>) -> Result<Response<ResponseBody>, ProxyError> {
-    let token = state.settings.auth_token.expose().as_bytes();
+    let token = &state.token;
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/v1/models") => {
             authenticate(req.headers(), token)?;
@@ -38,8 +39,8 @@ pub fn answer<B>(state: &AppState, req: &Request<B>) -> Result<Response<Response
             Ok(fixed(StatusCode::OK, PROMETHEUS_TEXT, text))
         }
         (method, path) => Err(ProxyError::NotFound {
-            method: method.to_string(),
-            path: path.to_owned(),
+            method: clip(method.as_str()).into_owned(),
+            path: clip(path).into_owned(),
         }),
     }
 }

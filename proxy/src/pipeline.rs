@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use http::{Request, Response};
 use http_body::Body as _;
@@ -13,6 +14,7 @@ use crate::body::ResponseBody;
 use crate::error::{Flavor, ProxyError};
 use crate::forward::{self, ClientRequest, Forwarded};
 use crate::headers::X_REQUEST_ID;
+use crate::request_body::BodyLimits;
 use crate::request_log::RequestLog;
 use crate::routes::{self, Api};
 use crate::state::AppState;
@@ -44,19 +46,30 @@ pub async fn handle(
     })
 }
 
-/// authenticate → parse → route → forward.
+/// authenticate → parse → route → forward. The body (and its share of the body budget) is
+/// released when this returns: the relay does not need it.
 async fn proxy(
     state: &AppState,
     req: Request<Incoming>,
     api: Api,
     log: &mut RequestLog,
 ) -> Result<Forwarded, ProxyError> {
-    let token = state.settings.auth_token.expose().as_bytes();
-    log.identity = Some(auth::authenticate(req.headers(), token)?);
+    log.identity = Some(auth::authenticate(req.headers(), &state.token)?);
     let (parts, body) = req.into_parts();
-    let body = request_body::read(&parts.headers, body, state.settings.max_body_bytes).await?;
-    log.bytes_in = body.len() as u64;
-    let field = model_field::parse(&body)?;
+    let limits = BodyLimits {
+        max_bytes: state.settings.max_body_bytes,
+        read_timeout: state.settings.body_read_timeout,
+        budget: &state.body_budget,
+    };
+    let body = request_body::read(&parts.headers, body, &limits)
+        .await
+        .inspect_err(|e| {
+            if matches!(e, ProxyError::Busy { .. }) {
+                state.metrics.body_budget_rejected.fetch_add(1, Relaxed);
+            }
+        })?;
+    log.bytes_in = body.bytes.len() as u64;
+    let field = model_field::parse(&body.bytes)?;
     let upstreams = state.upstreams.load_full();
     let model = routes::route(&upstreams, &field.name)?;
     log.model = Some(model.name.clone());
@@ -64,7 +77,7 @@ async fn proxy(
         api,
         headers: &parts.headers,
         query: parts.uri.query(),
-        body: &body,
+        body: &body.bytes,
         field: &field,
     };
     forward::forward(&upstreams, model, &client, log).await

@@ -9,15 +9,17 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Response, Version};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::{BoxError, ResponseBody};
 use crate::forward::Forwarded;
-use crate::headers::{HOP_BY_HOP, NO, SERVER_TIMING, X_ACCEL_BUFFERING, X_REQUEST_ID};
+use crate::headers::{
+    HOP_BY_HOP, NO, SERVER_TIMING, UPSTREAM_PRIVATE, X_ACCEL_BUFFERING, X_REQUEST_ID,
+};
 use crate::outcome::{Outcome, UpstreamFailure};
 use crate::request_log::RequestLog;
 
@@ -33,9 +35,7 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
         transform,
     } = forwarded;
     let (mut parts, body) = response.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
+    strip_response_headers(&mut parts.headers);
     parts.version = Version::default();
     let sse = parts
         .headers
@@ -65,6 +65,24 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
         log,
     );
     Response::from_parts(parts, ResponseBody::Relay(Box::new(relay)))
+}
+
+/// Removes hop-by-hop headers — the fixed list and any the upstream names in `Connection` or
+/// `Proxy-Connection` — and the upstream account's private headers.
+pub fn strip_response_headers(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = [CONNECTION, HeaderName::from_static("proxy-connection")]
+        .iter()
+        .flat_map(|h| headers.get_all(h))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP.iter().chain(&UPSTREAM_PRIVATE) {
+        headers.remove(*name);
+    }
 }
 
 fn server_timing(overhead: Duration, upstream: Duration) -> HeaderValue {

@@ -1,36 +1,99 @@
-//! Request bodies: reading the client's body under `MAX_BODY_BYTES`, and [`UpstreamBody`],
+//! Request bodies: reading the client's body under its limits (`MAX_BODY_BYTES`,
+//! `BODY_READ_TIMEOUT`, the shared `MAX_INFLIGHT_BODY_BYTES` budget), and [`UpstreamBody`],
 //! the body sent upstream — the client's bytes, sliced around a rewritten value, never
 //! copied.
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ProxyError;
 
-/// Reads the client body, enforcing `MAX_BODY_BYTES`.
-pub async fn read(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, ProxyError> {
+/// The limits a client body is read under.
+pub struct BodyLimits<'a> {
+    /// `MAX_BODY_BYTES`.
+    pub max_bytes: usize,
+    /// `BODY_READ_TIMEOUT`, from the end of the request head.
+    pub read_timeout: Duration,
+    /// `MAX_INFLIGHT_BODY_BYTES`, shared by all requests.
+    pub budget: &'a Arc<Semaphore>,
+}
+
+/// A client body and its share of the body budget, given back when this is dropped.
+pub struct ClientBody {
+    /// The bytes.
+    pub bytes: Bytes,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// How long a client refused for the body budget is told to wait.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Reads the client body: at most `MAX_BODY_BYTES`, within `BODY_READ_TIMEOUT`, and only
+/// while the bytes fit in the shared budget. A declared length is reserved (and allocated)
+/// up front, so a buffer is never copied as it grows; a chunked body reserves as it comes.
+pub async fn read(
+    headers: &HeaderMap,
+    mut body: Incoming,
+    limits: &BodyLimits<'_>,
+) -> Result<ClientBody, ProxyError> {
+    let limit = limits.max_bytes;
+    let too_large = || ProxyError::PayloadTooLarge { limit };
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ProxyError::PayloadTooLarge { limit });
+        return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ProxyError::PayloadTooLarge { limit })
+    let reserve = usize::try_from(declared.unwrap_or(0)).unwrap_or(limit);
+    let mut permit = take(limits.budget, reserve)?;
+    let mut buf = BytesMut::with_capacity(reserve);
+    let deadline = tokio::time::Instant::now() + limits.read_timeout;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .map_err(|_| ProxyError::BodyTimeout {
+                secs: limits.read_timeout.as_secs(),
+            })?;
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| ProxyError::BodyRead(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = buf.len() + data.len();
+        if len > limit {
+            return Err(too_large());
         }
-        Err(e) => Err(ProxyError::BodyRead(e.to_string())),
+        if len > permit.num_permits() {
+            permit.merge(take(limits.budget, len - permit.num_permits())?);
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(ClientBody {
+        bytes: buf.freeze(),
+        _budget: permit,
+    })
+}
+
+/// `n` bytes of the budget, or 503 at once: waiting would hold the connection and its
+/// buffers, which is what the budget is there to bound.
+fn take(budget: &Arc<Semaphore>, n: usize) -> Result<OwnedSemaphorePermit, ProxyError> {
+    let busy = || ProxyError::Busy {
+        retry_after: BUSY_RETRY_AFTER_SECS,
+    };
+    let n = u32::try_from(n).map_err(|_| busy())?;
+    budget.clone().try_acquire_many_owned(n).map_err(|_| busy())
 }
 
 /// A request body sent upstream: up to three slices of shared buffers, sent in order.

@@ -23,7 +23,7 @@ pub struct RequestLog {
     pub request_id: HeaderValue,
     /// Request method.
     pub method: Method,
-    /// Request path, without the query.
+    /// Request path, without the query, clipped to [`crate::echo::MAX_ECHO`] bytes.
     pub path: String,
     /// Who the client is, once authenticated.
     pub identity: Option<Identity>,
@@ -53,8 +53,9 @@ pub struct RequestLog {
     pub outcome: Outcome,
     /// An error message for the log (never contains a secret).
     pub error: Option<String>,
-    /// Upstream failures met on the way, counted in the metrics at the finish.
-    pub failures: Vec<(Arc<str>, UpstreamFailure)>,
+    /// Upstream failures met on the way, counted in the metrics at the finish: the provider,
+    /// the failure, and for a failed attempt whether fallback to the next target was allowed.
+    pub failures: Vec<(Arc<str>, UpstreamFailure, Option<bool>)>,
     counted_in_flight: bool,
 }
 
@@ -77,7 +78,7 @@ impl RequestLog {
             metrics,
             request_id,
             method,
-            path: path.to_owned(),
+            path: crate::echo::clip(path).into_owned(),
             identity: None,
             model: None,
             provider: None,
@@ -115,7 +116,18 @@ impl RequestLog {
 
     /// Notes an upstream failure for the metrics.
     pub fn upstream_failed(&mut self, provider: &Arc<str>, failure: UpstreamFailure) {
-        self.failures.push((provider.clone(), failure));
+        self.failures.push((provider.clone(), failure, None));
+    }
+
+    /// Notes a failed attempt and whether falling back after it was allowed.
+    pub fn attempt_failed(
+        &mut self,
+        provider: &Arc<str>,
+        failure: UpstreamFailure,
+        fallback: bool,
+    ) {
+        self.failures
+            .push((provider.clone(), failure, Some(fallback)));
     }
 
     /// The finish phase: records the request's metrics and writes its log line. Runs once,
@@ -130,6 +142,11 @@ impl RequestLog {
         }
         let total = self.started.elapsed();
         self.record_metrics(total);
+        // A client can cause these at will, without a token: a flood must not flush the
+        // log history (docker keeps a few tens of MB).
+        if matches!(self.status, 401 | 404) && !self.metrics.rejected_log.allow() {
+            return;
+        }
         let level = if self.status >= 500 || self.outcome.is_failure() {
             "warn"
         } else {
@@ -168,8 +185,11 @@ impl RequestLog {
         if self.streamed {
             m.in_flight_streams.fetch_sub(1, Ordering::Relaxed);
         }
-        for (provider, failure) in &self.failures {
+        for (provider, failure, fallback) in &self.failures {
             m.record_upstream_error(provider, *failure);
+            if let Some(taken) = fallback {
+                m.record_fallback(*failure, *taken);
+            }
         }
         if self.headers_after.is_some()
             && let Some(provider) = &self.provider

@@ -81,10 +81,10 @@ impl Api {
     }
 }
 
-/// Finds the configured model called `name`.
+/// Finds the configured model called `name`; an unknown name is echoed clipped.
 pub fn route<'a>(upstreams: &'a Upstreams, name: &str) -> Result<&'a Model, ProxyError> {
     upstreams
         .config
         .model(name)
-        .ok_or_else(|| ProxyError::UnknownModel(name.to_owned()))
+        .ok_or_else(|| ProxyError::UnknownModel(crate::echo::clip(name).into_owned()))
 }

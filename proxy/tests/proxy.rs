@@ -346,7 +346,13 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
             ("refused", "openai", &refused, ""),
             ("p500", "openai", &p500.base(), ""),
             ("p429", "openai", &p429.base(), ""),
-            ("hang", "openai", &hang.base(), "first_byte_timeout: 300ms"),
+            // A timeout may mean the upstream got the request: fallback only when allowed.
+            (
+                "hang",
+                "openai",
+                &hang.base(),
+                "first_byte_timeout: 300ms\nretry_ambiguous: true",
+            ),
             ("good", "openai", &good.base(), ""),
             ("p503", "openai", &p503.base(), ""),
             ("p400", "openai", &p400.base(), ""),
@@ -406,6 +412,8 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
         "ai_proxy_upstream_errors_total{provider=\"p500\",kind=\"status_5xx\"} 2",
         "ai_proxy_upstream_errors_total{provider=\"p429\",kind=\"status_429\"} 1",
         "ai_proxy_upstream_errors_total{provider=\"hang\",kind=\"timeout\"} 1",
+        "ai_proxy_fallbacks_total{reason=\"timeout\",decision=\"taken\"} 1",
+        "ai_proxy_fallbacks_total{reason=\"connect\",decision=\"taken\"} 1",
         "ai_proxy_in_flight_requests 0",
         "ai_proxy_request_duration_seconds_count{model=\"chain\",provider=\"good\"} 1",
     ] {

@@ -1,10 +1,18 @@
 //! Durations in the configuration: `250ms`, `10s`, `1.5m`, `1h` or a bare number of
-//! seconds, read from YAML and written back the same way.
+//! seconds, read from YAML and `.env` and written back the same way, each at most
+//! [`MAX_DURATION`].
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// The longest duration any setting accepts. Deadlines are added to the current time on
+/// the request path; a bound keeps that from overflowing (a panic) whatever the file says.
+pub const MAX_DURATION: Duration = Duration::from_hours(24);
+
+/// Why a duration was refused, for the error message.
+const TOO_LONG: &str = "is longer than 24h, the longest duration accepted";
 
 /// Serializes a duration the way the YAML accepts it (`1.5s`, `250ms`).
 pub fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -28,30 +36,45 @@ impl<'de> Deserialize<'de> for Dur {
                 f.write_str("a duration such as 500ms, 10s, 2m or a number of seconds")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur(Duration::from_secs(v)))
+                bounded(Duration::from_secs(v), &v.to_string()).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
-                u64::try_from(v)
-                    .map(|v| Dur(Duration::from_secs(v)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
+                let v = u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative"))?;
+                self.visit_u64(v)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Dur)
-                    .map_err(|_| E::custom(format!("`{v}` is not a valid number of seconds")))
+                let d = Duration::try_from_secs_f64(v).map_err(|_| {
+                    E::custom(format!(
+                        "`{v}` is not a valid number of seconds (0 to 86400)"
+                    ))
+                })?;
+                bounded(d, &v.to_string()).map_err(E::custom)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
-                parse_duration(v).map(Dur).ok_or_else(|| {
-                    E::custom(format!(
-                        "`{v}` is not a duration: write e.g. 500ms, 10s, 2m or 1h"
-                    ))
-                })
+                parse_bounded(v).map(Dur).map_err(E::custom)
             }
         }
         d.deserialize_any(Visitor)
     }
 }
 
+fn bounded(d: Duration, text: &str) -> Result<Dur, String> {
+    if d > MAX_DURATION {
+        Err(format!("`{text}` {TOO_LONG}"))
+    } else {
+        Ok(Dur(d))
+    }
+}
+
+/// Parses `text` as a duration of at most [`MAX_DURATION`], or says what is wrong.
+pub fn parse_bounded(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text).ok_or_else(|| {
+        format!("`{text}` is not a duration: write e.g. 500ms, 10s, 2m or 1h (at most 24h)")
+    })?;
+    bounded(d, text).map(|d| d.0)
+}
+
+/// Parses `text` as a duration, unbounded; `None` when it is not one.
 #[must_use]
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -81,5 +104,17 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_mins(2)));
         assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_bounded("24h"), Ok(MAX_DURATION));
+        assert!(
+            parse_bounded("24.001h")
+                .unwrap_err()
+                .contains("longer than 24h")
+        );
+        assert!(
+            parse_bounded("1e19")
+                .unwrap_err()
+                .contains("longer than 24h")
+        );
+        assert!(parse_bounded("1e400").is_err());
     }
 }

@@ -10,12 +10,17 @@ pub enum ExpandError {
     Malformed,
 }
 
-/// Expands `${VAR}` from `env`; records variables that are defined but empty.
-pub fn expand(
-    value: &str,
-    env: &EnvSource,
-    empty: &mut Vec<String>,
-) -> Result<String, ExpandError> {
+/// What expanding a provider's fields found.
+#[derive(Default)]
+pub struct Found {
+    /// Variables that are defined but empty.
+    pub empty: Vec<String>,
+    /// The values substituted: treated as secrets wherever they appear.
+    pub values: Vec<String>,
+}
+
+/// Expands `${VAR}` from `env`, noting empty variables and the values used in `found`.
+pub fn expand(value: &str, env: &EnvSource, found: &mut Found) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -29,13 +34,17 @@ pub fn expand(
         if !valid {
             return Err(ExpandError::Malformed);
         }
-        let found = env
+        let value = env
             .get(name)
-            .ok_or_else(|| ExpandError::Undefined(name.to_owned()))?;
-        if found.value.is_empty() && !empty.iter().any(|e| e == name) {
-            empty.push(name.to_owned());
+            .ok_or_else(|| ExpandError::Undefined(name.to_owned()))?
+            .value;
+        if value.is_empty() && !found.empty.iter().any(|e| e == name) {
+            found.empty.push(name.to_owned());
         }
-        out.push_str(&found.value);
+        out.push_str(&value);
+        if !value.is_empty() {
+            found.values.push(value);
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);

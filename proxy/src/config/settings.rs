@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::duration::serialize_duration;
+use super::duration::{parse_bounded, serialize_duration};
 use super::{ConfigError, EnvSource};
 use crate::secret::Secret;
 
@@ -18,6 +18,12 @@ pub const MIN_AUTH_TOKEN_LEN: usize = 16;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Default `SHUTDOWN_GRACE_SECS`: below docker's 10 s stop timeout, so we exit on our own.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 8;
+/// Default `MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default `MAX_INFLIGHT_BODY_BYTES`: a quarter of the 512 MiB container limit.
+pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 128 * 1024 * 1024;
+/// The largest `MAX_INFLIGHT_BODY_BYTES` (and so `MAX_BODY_BYTES`): 4 GiB - 1.
+pub const MAX_INFLIGHT_BODY_BYTES_LIMIT: usize = u32::MAX as usize;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,6 +51,44 @@ pub struct Settings {
     /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may finish after SIGTERM (default 8).
     #[serde(serialize_with = "serialize_duration")]
     pub shutdown_grace: Duration,
+    /// Client connections and their deadlines.
+    #[serde(flatten)]
+    pub connections: ConnectionLimits,
+    /// `MAX_INFLIGHT_BODY_BYTES`: request body bytes buffered at once, all requests together.
+    pub max_inflight_body_bytes: usize,
+    /// `BODY_READ_TIMEOUT`: longest time to receive a request body (default 60 s).
+    #[serde(serialize_with = "serialize_duration")]
+    pub body_read_timeout: Duration,
+    /// `LOG_QUEUE_LINES`: log lines waiting for the writer before new ones are dropped.
+    pub log_queue_lines: usize,
+    /// `LOG_REJECTED_PER_SEC`: log lines per second for 401 and 404 responses; the rest are
+    /// counted and summarised.
+    pub log_rejected_per_sec: u32,
+    /// `CONFIG_POLL_INTERVAL`: how often `provider-config.yaml` is checked for a change (0
+    /// disables).
+    #[serde(serialize_with = "serialize_duration")]
+    pub config_poll_interval: Duration,
+}
+
+/// Limits on client connections.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ConnectionLimits {
+    /// `MAX_CONNECTIONS`: open client connections at most.
+    pub max_connections: usize,
+    /// `REQUEST_HEADER_TIMEOUT`: from accept (or the end of the previous response) to a
+    /// complete request head.
+    #[serde(serialize_with = "serialize_duration")]
+    pub request_header_timeout: Duration,
+    /// `CLIENT_IDLE_TIMEOUT`: a connection with no request in flight for this long is closed
+    /// (HTTP/1 keep-alive and HTTP/2 alike).
+    #[serde(serialize_with = "serialize_duration")]
+    pub client_idle_timeout: Duration,
+    /// `HTTP2_KEEPALIVE_INTERVAL`: PING an HTTP/2 client this often.
+    #[serde(serialize_with = "serialize_duration")]
+    pub http2_keepalive_interval: Duration,
+    /// `HTTP2_KEEPALIVE_TIMEOUT`: close an HTTP/2 connection whose PING is not answered in this time.
+    #[serde(serialize_with = "serialize_duration")]
+    pub http2_keepalive_timeout: Duration,
 }
 
 /// One `.env` key: its name, what an absent (or, with a default, empty) value means, and how
@@ -96,17 +140,85 @@ const SHUTDOWN_GRACE_SECS: Key<Duration> = Key {
     parse: parse_grace,
 };
 
+const MAX_CONNECTIONS: Key<usize> = Key {
+    name: "MAX_CONNECTIONS",
+    default: Some(DEFAULT_MAX_CONNECTIONS),
+    missing: "",
+    parse: parse_connections,
+};
+const REQUEST_HEADER_TIMEOUT: Key<Duration> = duration_key("REQUEST_HEADER_TIMEOUT", 10);
+const CLIENT_IDLE_TIMEOUT: Key<Duration> = duration_key("CLIENT_IDLE_TIMEOUT", 60);
+const HTTP2_KEEPALIVE_INTERVAL: Key<Duration> = duration_key("HTTP2_KEEPALIVE_INTERVAL", 30);
+const HTTP2_KEEPALIVE_TIMEOUT: Key<Duration> = duration_key("HTTP2_KEEPALIVE_TIMEOUT", 20);
+const MAX_INFLIGHT_BODY_BYTES: Key<usize> = Key {
+    name: "MAX_INFLIGHT_BODY_BYTES",
+    default: Some(DEFAULT_MAX_INFLIGHT_BODY_BYTES),
+    missing: "",
+    parse: parse_positive_bytes,
+};
+const BODY_READ_TIMEOUT: Key<Duration> = duration_key("BODY_READ_TIMEOUT", 60);
+const LOG_QUEUE_LINES: Key<usize> = Key {
+    name: "LOG_QUEUE_LINES",
+    default: Some(4096),
+    missing: "",
+    parse: parse_queue,
+};
+const LOG_REJECTED_PER_SEC: Key<u32> = Key {
+    name: "LOG_REJECTED_PER_SEC",
+    default: Some(20),
+    missing: "",
+    parse: parse_per_sec,
+};
+const CONFIG_POLL_INTERVAL: Key<Duration> = Key {
+    name: "CONFIG_POLL_INTERVAL",
+    default: Some(Duration::from_secs(5)),
+    missing: "",
+    parse: parse_bounded,
+};
+
+/// A duration key with a default in seconds; it must be above zero.
+const fn duration_key(name: &'static str, default_secs: u64) -> Key<Duration> {
+    Key {
+        name,
+        default: Some(Duration::from_secs(default_secs)),
+        missing: "",
+        parse: parse_positive_duration,
+    }
+}
+
 impl Settings {
     /// Reads the settings from `env`, naming the file and key on every error.
     pub fn from_env(env: &EnvSource) -> Result<Self, ConfigError> {
-        Ok(Self {
+        let settings = Self {
             port: PORT.read(env)?,
             auth_token: AUTH_TOKEN.read(env)?,
             bind: BIND.read(env)?,
             log_format: LOG_FORMAT.read(env)?,
             max_body_bytes: MAX_BODY_BYTES.read(env)?,
             shutdown_grace: SHUTDOWN_GRACE_SECS.read(env)?,
-        })
+            connections: ConnectionLimits {
+                max_connections: MAX_CONNECTIONS.read(env)?,
+                request_header_timeout: REQUEST_HEADER_TIMEOUT.read(env)?,
+                client_idle_timeout: CLIENT_IDLE_TIMEOUT.read(env)?,
+                http2_keepalive_interval: HTTP2_KEEPALIVE_INTERVAL.read(env)?,
+                http2_keepalive_timeout: HTTP2_KEEPALIVE_TIMEOUT.read(env)?,
+            },
+            max_inflight_body_bytes: MAX_INFLIGHT_BODY_BYTES.read(env)?,
+            body_read_timeout: BODY_READ_TIMEOUT.read(env)?,
+            log_queue_lines: LOG_QUEUE_LINES.read(env)?,
+            log_rejected_per_sec: LOG_REJECTED_PER_SEC.read(env)?,
+            config_poll_interval: CONFIG_POLL_INTERVAL.read(env)?,
+        };
+        if settings.max_body_bytes > settings.max_inflight_body_bytes {
+            return Err(ConfigError::Invalid {
+                location: env.describe(MAX_BODY_BYTES.name, None),
+                message: format!(
+                    "MAX_BODY_BYTES ({}) is larger than MAX_INFLIGHT_BODY_BYTES ({}): one request could never be admitted; raise MAX_INFLIGHT_BODY_BYTES or lower MAX_BODY_BYTES",
+                    settings.max_body_bytes, settings.max_inflight_body_bytes
+                ),
+            });
+        }
+        Ok(settings)
     }
 }
 
@@ -173,8 +285,39 @@ fn parse_log_format(v: &str) -> Result<LogFormat, String> {
 
 fn parse_positive_bytes(v: &str) -> Result<usize, String> {
     match v.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("`{v}` is not a positive number of bytes")),
+        Ok(n) if n > 0 && n <= MAX_INFLIGHT_BODY_BYTES_LIMIT => Ok(n),
+        _ => Err(format!(
+            "`{v}` is not a number of bytes between 1 and {MAX_INFLIGHT_BODY_BYTES_LIMIT}"
+        )),
+    }
+}
+
+/// A whole number in `1..=max`, or a message naming what it counts.
+fn parse_count(v: &str, max: u64, what: &str) -> Result<u64, String> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{v}` is not a number of {what} between 1 and {max}"
+        )),
+    }
+}
+
+fn parse_connections(v: &str) -> Result<usize, String> {
+    parse_count(v, 1_000_000, "connections").map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+fn parse_queue(v: &str) -> Result<usize, String> {
+    parse_count(v, 1_000_000, "lines").map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+fn parse_per_sec(v: &str) -> Result<u32, String> {
+    parse_count(v, 1_000_000, "lines per second").map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn parse_positive_duration(v: &str) -> Result<Duration, String> {
+    match parse_bounded(v)? {
+        d if d.is_zero() => Err(format!("`{v}` must be greater than zero")),
+        d => Ok(d),
     }
 }
 

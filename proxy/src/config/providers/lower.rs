@@ -13,7 +13,7 @@ use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_KEEPALIVE_INTERVAL, Kind, Model, Provider, ProviderConfig, Target, Timeouts,
 };
-use crate::config::expand::{ExpandError, expand};
+use crate::config::expand::{ExpandError, Found, expand};
 use crate::config::{ConfigError, EnvSource};
 use crate::headers::X_API_KEY;
 use crate::secret::Secret;
@@ -122,8 +122,16 @@ fn provider(
         base_url,
         api_key,
         headers: headers_raw,
-        missing,
+        found,
     } = expand_fields(i, p, env, loc)?;
+    let missing = found.empty;
+    let mut secrets: Vec<Secret> = found.values.into_iter().map(Secret::new).collect();
+    secrets.extend(headers_raw.iter().map(|(_, v)| Secret::new(v.as_str())));
+    // An error message quoting an expanded value must not print it.
+    let masked = |m: String| {
+        let mut values: Vec<&str> = secrets.iter().map(Secret::expose).collect();
+        crate::secret::redact(&m, &mut values)
+    };
     if api_key.as_deref() == Some("") && missing.is_empty() {
         return Err(loc.at(
             &key("api_key"),
@@ -137,7 +145,7 @@ fn provider(
     let configured = missing.is_empty();
     let base_url = base_url.trim_end_matches('/').to_owned();
     let (auth_header, headers) = if configured {
-        check_url(&base_url).map_err(|m| loc.at(&key("base_url"), &p.base_url, m))?;
+        check_url(&base_url).map_err(|m| loc.at(&key("base_url"), &p.base_url, masked(m)))?;
         let auth = api_key
             .as_deref()
             .map(|k| auth_header(p.kind, k).map_err(|m| loc.at(&key("api_key"), "api_key:", m)))
@@ -151,11 +159,14 @@ fn provider(
         name: Arc::from(p.name.as_str()),
         kind: p.kind,
         base_url,
+        base_url_template: p.base_url.clone(),
         api_key: api_key.filter(|_| configured).map(Secret::new),
         auth_header,
         headers,
         missing_vars: missing,
         timeouts,
+        retry_ambiguous: p.retry_ambiguous,
+        secrets,
     })
 }
 
@@ -164,8 +175,8 @@ struct Expanded {
     base_url: String,
     api_key: Option<String>,
     headers: Vec<(String, String)>,
-    /// Variables referenced that are defined but empty.
-    missing: Vec<String>,
+    /// Variables referenced, empty ones and the values substituted.
+    found: Found,
 }
 
 /// Expands `${VAR}` in `providers[i]`'s `base_url`, `api_key` and `headers`.
@@ -176,9 +187,9 @@ fn expand_fields(
     loc: &Locator<'_>,
 ) -> Result<Expanded, ConfigError> {
     let key = |field: &str| format!("providers[{i}].{field}");
-    let mut missing = Vec::new();
+    let mut found = Found::default();
     let mut expand_field = |field: &str, value: &str| {
-        expand(value, env, &mut missing).map_err(|e| match e {
+        expand(value, env, &mut found).map_err(|e| match e {
             ExpandError::Undefined(var) => loc.at(
                 &key(field),
                 &format!("${{{var}}}"),
@@ -205,7 +216,7 @@ fn expand_fields(
         base_url,
         api_key,
         headers: headers_raw,
-        missing,
+        found,
     })
 }
 

@@ -77,6 +77,8 @@ pub struct Provider {
     pub kind: Kind,
     /// Base URL without a trailing slash.
     pub base_url: String,
+    /// `base_url` as written, `${VAR}`s unexpanded, for the redacted view.
+    pub base_url_template: String,
     /// The upstream key, if any.
     pub api_key: Option<Secret>,
     /// The prebuilt upstream auth header (`authorization` or `x-api-key`), marked sensitive.
@@ -88,6 +90,11 @@ pub struct Provider {
     pub missing_vars: Vec<String>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Whether a failure that may have reached the upstream (connection lost after sending,
+    /// first-byte timeout) falls back to the next target.
+    pub retry_ambiguous: bool,
+    /// Every value that came from a `${VAR}` and every header value: masked in logs and errors.
+    pub secrets: Vec<Secret>,
 }
 
 impl Provider {
@@ -169,6 +176,14 @@ impl ProviderConfig {
     #[must_use]
     pub fn model(&self, name: &str) -> Option<&Model> {
         self.by_name.get(name).map(|&i| &self.models[i])
+    }
+
+    /// Every secret value of every provider (keys, header values, `${VAR}` values).
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.providers
+            .iter()
+            .flat_map(|p| p.secrets.iter().chain(p.api_key.iter()))
+            .map(Secret::expose)
     }
 
     /// Providers that are not configured, with the variables to set.

@@ -39,6 +39,8 @@ pub struct RawProvider {
     pub first_byte_timeout: Option<Dur>,
     pub idle_timeout: Option<Dur>,
     pub keepalive_interval: Option<Dur>,
+    #[serde(default)]
+    pub retry_ambiguous: bool,
 }
 
 #[derive(Deserialize)]

@@ -19,10 +19,11 @@ impl ProviderConfig {
                 } else {
                     format!("not configured: set {} in .env", p.missing_vars.join(", "))
                 },
-                base_url: &p.base_url,
+                base_url: masked_template(&p.base_url_template),
                 api_key: p.api_key.as_ref(),
                 headers: p.headers.iter().map(|(h, _)| (h.as_str(), "***")).collect(),
                 timeouts: p.timeouts,
+                retry_ambiguous: p.retry_ambiguous,
             })
             .collect()
     }
@@ -50,12 +51,13 @@ pub struct ProviderView<'a> {
     name: &'a str,
     kind: Kind,
     status: String,
-    base_url: &'a str,
+    base_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key: Option<&'a Secret>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<&'a str, &'static str>,
     timeouts: Timeouts,
+    retry_ambiguous: bool,
 }
 
 #[derive(Serialize)]
@@ -68,4 +70,22 @@ pub struct ModelView<'a> {
 struct TargetView<'a> {
     provider: &'a str,
     model: &'a str,
+}
+
+/// `base_url` as written, each `${VAR}` shown as `***`: a variable's value may be a secret
+/// (a key in the URL's path or user part), and masking by template is exact.
+fn masked_template(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            rest = &rest[start..];
+            break;
+        };
+        out.push_str("***");
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out.trim_end_matches('/').to_owned()
 }
