@@ -65,6 +65,10 @@ struct ConfigDir {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = signals::hold_sighup() {
+        eprintln!("ai-proxy: cannot install the SIGHUP handler: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     let cli = Cli::parse();
     match cli.command {
         None => serve(&ConfigDir::parse_default()),

@@ -56,27 +56,26 @@ pub async fn read(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let reserve = usize::try_from(declared.unwrap_or(0)).unwrap_or(limit);
-    let mut permit = take(limits.budget, reserve)?;
-    let mut buf = BytesMut::with_capacity(reserve);
     let deadline = tokio::time::Instant::now() + limits.read_timeout;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, body.frame())
-            .await
-            .map_err(|_| ProxyError::BodyTimeout {
-                secs: limits.read_timeout.as_secs(),
-            })?;
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| ProxyError::BodyRead(e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
+    let reserve = usize::try_from(declared.unwrap_or(0)).unwrap_or(limit);
+    let mut permit = match take(limits.budget, reserve) {
+        Ok(permit) => permit,
+        Err(busy) => return Err(discard(body, deadline, limits, busy).await),
+    };
+    let mut buf = BytesMut::with_capacity(reserve);
+    while let Some(data) = next_data(&mut body, deadline, limits).await? {
         let len = buf.len() + data.len();
         if len > limit {
             return Err(too_large());
         }
         if len > permit.num_permits() {
-            permit.merge(take(limits.budget, len - permit.num_permits())?);
+            match take(limits.budget, len - permit.num_permits()) {
+                Ok(more) => permit.merge(more),
+                Err(busy) => {
+                    drop((buf, permit));
+                    return Err(discard(body, deadline, limits, busy).await);
+                }
+            }
         }
         buf.extend_from_slice(&data);
     }
@@ -84,6 +83,51 @@ pub async fn read(
         bytes: buf.freeze(),
         _budget: permit,
     })
+}
+
+/// The next data chunk of `body`; `None` at its end.
+async fn next_data(
+    body: &mut Incoming,
+    deadline: tokio::time::Instant,
+    limits: &BodyLimits<'_>,
+) -> Result<Option<Bytes>, ProxyError> {
+    loop {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .map_err(|_| ProxyError::BodyTimeout {
+                secs: limits.read_timeout.as_secs(),
+            })?;
+        let Some(frame) = frame else {
+            return Ok(None);
+        };
+        let frame = frame.map_err(|e| ProxyError::BodyRead(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            return Ok(Some(data));
+        }
+    }
+}
+
+/// Reads the rest of a refused body without keeping it, then gives back `refusal`: a
+/// client still uploading would otherwise see a broken pipe instead of the 503.
+async fn discard(
+    mut body: Incoming,
+    deadline: tokio::time::Instant,
+    limits: &BodyLimits<'_>,
+    refusal: ProxyError,
+) -> ProxyError {
+    let mut seen = 0usize;
+    loop {
+        match next_data(&mut body, deadline, limits).await {
+            Ok(Some(data)) if seen + data.len() <= limits.max_bytes => seen += data.len(),
+            Ok(None) => return refusal,
+            Ok(Some(_)) => {
+                return ProxyError::PayloadTooLarge {
+                    limit: limits.max_bytes,
+                };
+            }
+            Err(e) => return e,
+        }
+    }
 }
 
 /// `n` bytes of the budget, or 503 at once: waiting would hold the connection and its

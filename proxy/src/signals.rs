@@ -9,6 +9,20 @@ use crate::log;
 use crate::reload;
 use crate::state::AppState;
 
+/// Makes SIGHUP harmless from the first instruction of `main`, before the runtime exists:
+/// its default action kills the process, and an orchestrator may send it at any time after
+/// start. The async handlers installed later by [`Signals::install`] then receive it.
+pub fn hold_sighup() -> std::io::Result<()> {
+    #[allow(
+        unsafe_code,
+        reason = "registering an action that does nothing is async-signal-safe; it runs before any other thread exists, as signal-hook-registry asks"
+    )]
+    // SAFETY: the action is empty, so it cannot break async-signal-safety, and no other
+    // thread is running yet to race the registration.
+    let registered = unsafe { signal_hook_registry::register(libc::SIGHUP, || {}) };
+    registered.map(drop)
+}
+
 /// The installed handlers. From the moment they exist a signal is queued for us instead of
 /// taking its default action (for SIGHUP: killing the process).
 pub struct Signals {
