@@ -168,7 +168,11 @@ async fn ping_answers_while_max_connections_silent_sockets_are_held() {
         },
     );
     let mut held = Vec::new();
+    let connecting = Instant::now();
     for _ in 0..1100 {
+        if connecting.elapsed() > Duration::from_secs(20) {
+            break;
+        }
         if let Ok(Ok(s)) =
             tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(proxy.addr)).await
         {
@@ -411,9 +415,7 @@ async fn stuck_stdout_blocks_neither_requests_nor_ping() {
     let (ping_ok, ping_after) = tokio::task::spawn_blocking(move || healthcheck(port))
         .await
         .unwrap();
-    let text = tokio::time::timeout(Duration::from_secs(2), metrics_text(&proxy))
-        .await
-        .unwrap_or_default();
+    let text = metrics_text(&proxy).await;
     let dropped = metric(&text, "ai_proxy_log_lines_dropped_total");
     println!(
         "MEASURED item 5: stdout not drained, 1 worker: {answered}/2000 requests answered \

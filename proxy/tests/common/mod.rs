@@ -568,11 +568,17 @@ pub fn header_map_values(h: &HeaderMap) -> HashMap<String, String> {
         .collect()
 }
 
-/// `GET /metrics` as text.
+/// `GET /metrics` as text; empty when it does not answer within 5 s (so a test against a
+/// stuck proxy fails on its assertion instead of hanging).
 pub async fn metrics_text(proxy: &Proxy) -> String {
-    let resp = send(&proxy.url("/metrics"), "GET", &[("x-api-key", TOKEN)], "").await;
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8_lossy(&body).into_owned()
+    let fetch = async {
+        let resp = send(&proxy.url("/metrics"), "GET", &[("x-api-key", TOKEN)], "").await;
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .unwrap_or_default()
 }
 
 /// The value of the metric line starting with `series` (name and labels), or `None`.
