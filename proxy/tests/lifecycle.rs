@@ -268,7 +268,7 @@ async fn sighup_reloads_a_good_file_and_keeps_the_old_one_on_a_bad_file() {
 }
 
 /// Points `dir/..data` at a fresh `dir/..N` holding `yaml`, atomically, as the kubelet
-/// updates a mounted ConfigMap (`provider-config.yaml -> ..data/provider-config.yaml`).
+/// updates a mounted `ConfigMap` (`provider-config.yaml -> ..data/provider-config.yaml`).
 fn configmap_swap(dir: &Path, n: u32, yaml: &str) {
     let version = dir.join(format!("..{n}"));
     std::fs::create_dir(&version).unwrap();
