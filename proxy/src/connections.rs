@@ -8,17 +8,12 @@
 //! the new one is closed at once. Both are counted and logged at most once a second.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
-use crate::body::{BoxError, ResponseBody};
 use crate::config::settings::ConnectionLimits;
 use crate::log;
 use crate::metrics::Metrics;
@@ -197,8 +192,8 @@ impl Conn {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// A request arrived (its head is complete): counted until the guard is dropped with
-    /// its response body.
+    /// A request arrived (its head is complete): counted until the guard is dropped, which
+    /// the server ties to the response body.
     #[must_use]
     pub fn begin(self: &Arc<Self>) -> RequestGuard {
         self.requested.store(true, Ordering::Relaxed);
@@ -243,43 +238,6 @@ impl Drop for RequestGuard {
         let conn = &self.0;
         conn.idle_since_ms.store(conn.now_ms(), Ordering::Relaxed);
         conn.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A response body that keeps its request counted as in flight until it is sent or dropped.
-pub struct TrackedBody {
-    body: ResponseBody,
-    _guard: RequestGuard,
-}
-
-impl TrackedBody {
-    /// Wraps `body`.
-    #[must_use]
-    pub fn new(body: ResponseBody, guard: RequestGuard) -> Self {
-        Self {
-            body,
-            _guard: guard,
-        }
-    }
-}
-
-impl Body for TrackedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

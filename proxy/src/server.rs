@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::connections::{Connections, Expiry, Slot, TrackedBody};
+use crate::connections::{Connections, Expiry, Slot};
 use crate::log;
 use crate::pipeline;
 use crate::state::AppState;
@@ -80,7 +81,14 @@ fn serve_connection(
         let state = state.clone();
         async move {
             let response = pipeline::handle(state, req).await?;
-            Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody::new(body, guard)))
+            // The guard lives as long as the body: the request is in flight until it is sent.
+            let body = response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _in_flight = &guard;
+                    frame
+                })
+            });
+            Ok::<_, std::convert::Infallible>(body)
         }
     });
     let served = graceful.watch(

@@ -53,6 +53,48 @@ async fn slowest_close(
     Some(slowest)
 }
 
+/// An HTTP/1.1 keep-alive connection after one request, and when it became idle.
+async fn idle_http1(proxy: &Proxy) -> (TcpStream, Instant) {
+    let mut h1 = TcpStream::connect(proxy.addr).await.unwrap();
+    h1.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = h1.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    (h1, Instant::now())
+}
+
+/// An HTTP/2 connection after one request (hyper's client answers PINGs); resolves to how
+/// long it stayed open once idle (15 s at most).
+fn idle_http2(proxy: &Proxy) -> impl std::future::Future<Output = Duration> + use<> {
+    let addr = proxy.addr;
+    let url = proxy.url("/ping");
+    async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut h2, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        let closed = tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(15), conn).await;
+            Instant::now()
+        });
+        let req = http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = h2.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        drop(resp);
+        let idle_from = Instant::now();
+        closed.await.unwrap().duration_since(idle_from)
+    }
+}
+
 /// Item 1: no connection outlives the deadline to its first request head, whatever it
 /// sent, and an idle connection (HTTP/1 keep-alive or HTTP/2 answering PINGs) is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,43 +119,13 @@ async fn silent_sockets_partial_prefaces_and_idle_connections_are_closed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_held = proc_status_kb(pid, "VmRSS");
 
-    // An HTTP/1.1 keep-alive connection, idle after one request.
-    let mut h1 = TcpStream::connect(proxy.addr).await.unwrap();
-    h1.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 512];
-    let n = h1.read(&mut buf).await.unwrap();
-    assert!(
-        buf[..n].starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
-    );
-    let h1_idle_from = Instant::now();
-
-    // An HTTP/2 connection, idle after one request; hyper's client answers PINGs.
-    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut h2, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    let h2_closed = tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_secs(15), conn).await;
-        Instant::now()
-    });
-    let req = http::Request::get(proxy.url("/ping"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = h2.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    drop(resp);
-    let h2_idle_from = Instant::now();
-
+    let (h1, h1_idle_from) = idle_http1(&proxy).await;
+    let h2_close = tokio::spawn(idle_http2(&proxy));
     let limit = Duration::from_secs(15);
     let silent_close = slowest_close(silent, start, limit).await;
     let partial_close = slowest_close(partial, start, limit).await;
     let h1_close = closed_after(h1, h1_idle_from, limit).await;
-    let h2_close = h2_closed.await.unwrap().duration_since(h2_idle_from);
+    let h2_close = h2_close.await.unwrap();
     println!(
         "MEASURED item 1: RSS idle {rss_idle} kB, with 2050 silent sockets {rss_held} kB; \
          slowest close: 2000 silent {silent_close:?}, 50 partial HTTP/2 prefaces {partial_close:?} \

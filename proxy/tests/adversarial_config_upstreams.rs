@@ -14,16 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const OK_CHAT: &str = r#"{"id":"c1","object":"chat.completion","choices":[]}"#;
 
 fn check_config(dir: &Path) -> (i32, String, String) {
-    let out = bin()
-        .args(["check-config", "--config-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run(&["check-config"], dir)
 }
 
 const DURATIONS: [&str; 4] = [

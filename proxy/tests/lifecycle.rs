@@ -9,20 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use http_body_util::BodyExt;
 
-fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
-    let out = bin()
-        .args(args)
-        .arg("--config-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 const ONE: &str = "providers:\n  - name: oa\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    api_key: ${OPENAI_API_KEY}\nmodels:\n  - name: m\n    targets:\n      - provider: oa\n";
 
 #[test]

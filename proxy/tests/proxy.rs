@@ -332,6 +332,8 @@ async fn anthropic_shape_on_messages(proxy: &Proxy) {
     assert_eq!(v["error"]["type"], "invalid_request_error");
 }
 
+const HANG_RETRIED: &str = "first_byte_timeout: 300ms\nretry_ambiguous: true";
+
 #[tokio::test]
 async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
     let p500 = Mock::start(Reply::Json(500, r#"{"error":"boom"}"#)).await;
@@ -347,12 +349,7 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
             ("p500", "openai", &p500.base(), ""),
             ("p429", "openai", &p429.base(), ""),
             // A timeout may mean the upstream got the request: fallback only when allowed.
-            (
-                "hang",
-                "openai",
-                &hang.base(),
-                "first_byte_timeout: 300ms\nretry_ambiguous: true",
-            ),
+            ("hang", "openai", &hang.base(), HANG_RETRIED),
             ("good", "openai", &good.base(), ""),
             ("p503", "openai", &p503.base(), ""),
             ("p400", "openai", &p400.base(), ""),
@@ -394,17 +391,7 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
 
     // Metrics are recorded with the log line, when the relayed body is dropped.
     proxy.wait_log("\"model\":\"client-error\"");
-    let metrics = send(&proxy.url("/metrics"), "GET", &[("x-api-key", TOKEN)], "").await;
-    let metrics = String::from_utf8(
-        metrics
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let metrics = metrics_text(&proxy).await;
     for needle in [
         "ai_proxy_requests_total{model=\"chain\",provider=\"good\",status=\"200\"} 1",
         "ai_proxy_requests_total{model=\"doomed\",provider=\"p503\",status=\"502\"} 1",

@@ -115,75 +115,67 @@ const AUTH_TOKEN: Key<Secret> = Key {
     missing: "not set: add AUTH_TOKEN=<random string of at least 16 characters>, e.g. from `openssl rand -hex 32`",
     parse: parse_token,
 };
-const BIND: Key<IpAddr> = Key {
-    name: "BIND",
-    default: Some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-    missing: "",
-    parse: parse_bind,
-};
-const LOG_FORMAT: Key<LogFormat> = Key {
-    name: "LOG_FORMAT",
-    default: Some(LogFormat::Json),
-    missing: "",
-    parse: parse_log_format,
-};
-const MAX_BODY_BYTES: Key<usize> = Key {
-    name: "MAX_BODY_BYTES",
-    default: Some(DEFAULT_MAX_BODY_BYTES),
-    missing: "",
-    parse: parse_positive_bytes,
-};
-const SHUTDOWN_GRACE_SECS: Key<Duration> = Key {
-    name: "SHUTDOWN_GRACE_SECS",
-    default: Some(Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS)),
-    missing: "",
-    parse: parse_grace,
-};
+const BIND: Key<IpAddr> = optional(
+    "BIND",
+    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    parse_bind,
+);
+const LOG_FORMAT: Key<LogFormat> = optional("LOG_FORMAT", LogFormat::Json, parse_log_format);
+const MAX_BODY_BYTES: Key<usize> = optional(
+    "MAX_BODY_BYTES",
+    DEFAULT_MAX_BODY_BYTES,
+    parse_positive_bytes,
+);
+const SHUTDOWN_GRACE_SECS: Key<Duration> = optional(
+    "SHUTDOWN_GRACE_SECS",
+    Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+    parse_grace,
+);
 
-const MAX_CONNECTIONS: Key<usize> = Key {
-    name: "MAX_CONNECTIONS",
-    default: Some(DEFAULT_MAX_CONNECTIONS),
-    missing: "",
-    parse: parse_connections,
-};
+const MAX_CONNECTIONS: Key<usize> = optional(
+    "MAX_CONNECTIONS",
+    DEFAULT_MAX_CONNECTIONS,
+    parse_connections,
+);
 const REQUEST_HEADER_TIMEOUT: Key<Duration> = duration_key("REQUEST_HEADER_TIMEOUT", 10);
 const CLIENT_IDLE_TIMEOUT: Key<Duration> = duration_key("CLIENT_IDLE_TIMEOUT", 60);
 const HTTP2_KEEPALIVE_INTERVAL: Key<Duration> = duration_key("HTTP2_KEEPALIVE_INTERVAL", 30);
 const HTTP2_KEEPALIVE_TIMEOUT: Key<Duration> = duration_key("HTTP2_KEEPALIVE_TIMEOUT", 20);
-const MAX_INFLIGHT_BODY_BYTES: Key<usize> = Key {
-    name: "MAX_INFLIGHT_BODY_BYTES",
-    default: Some(DEFAULT_MAX_INFLIGHT_BODY_BYTES),
-    missing: "",
-    parse: parse_positive_bytes,
-};
+const MAX_INFLIGHT_BODY_BYTES: Key<usize> = optional(
+    "MAX_INFLIGHT_BODY_BYTES",
+    DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    parse_positive_bytes,
+);
 const BODY_READ_TIMEOUT: Key<Duration> = duration_key("BODY_READ_TIMEOUT", 60);
-const LOG_QUEUE_LINES: Key<usize> = Key {
-    name: "LOG_QUEUE_LINES",
-    default: Some(4096),
-    missing: "",
-    parse: parse_queue,
-};
-const LOG_REJECTED_PER_SEC: Key<u32> = Key {
-    name: "LOG_REJECTED_PER_SEC",
-    default: Some(20),
-    missing: "",
-    parse: parse_per_sec,
-};
-const CONFIG_POLL_INTERVAL: Key<Duration> = Key {
-    name: "CONFIG_POLL_INTERVAL",
-    default: Some(Duration::from_secs(5)),
-    missing: "",
-    parse: parse_bounded,
-};
+const LOG_QUEUE_LINES: Key<usize> = optional("LOG_QUEUE_LINES", 4096, parse_queue);
+const LOG_REJECTED_PER_SEC: Key<u32> = optional("LOG_REJECTED_PER_SEC", 20, parse_per_sec);
+const CONFIG_POLL_INTERVAL: Key<Duration> = optional(
+    "CONFIG_POLL_INTERVAL",
+    Duration::from_secs(5),
+    parse_bounded,
+);
+
+/// A key with a default.
+const fn optional<T>(
+    name: &'static str,
+    default: T,
+    parse: fn(&str) -> Result<T, String>,
+) -> Key<T> {
+    Key {
+        name,
+        default: Some(default),
+        missing: "",
+        parse,
+    }
+}
 
 /// A duration key with a default in seconds; it must be above zero.
 const fn duration_key(name: &'static str, default_secs: u64) -> Key<Duration> {
-    Key {
+    optional(
         name,
-        default: Some(Duration::from_secs(default_secs)),
-        missing: "",
-        parse: parse_positive_duration,
-    }
+        Duration::from_secs(default_secs),
+        parse_positive_duration,
+    )
 }
 
 impl Settings {

@@ -117,29 +117,8 @@ impl Mock {
             body,
         });
         match reply {
-            Reply::Json(status, body) => Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(
-                    Full::new(Bytes::from_static(body.as_bytes()))
-                        .map_err(|e| match e {})
-                        .boxed(),
-                )
-                .unwrap(),
-            Reply::WithHeaders(status, body, headers) => {
-                let mut b = Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json");
-                for (k, v) in headers {
-                    b = b.header(k, v);
-                }
-                b.body(
-                    Full::new(Bytes::from_static(body.as_bytes()))
-                        .map_err(|e| match e {})
-                        .boxed(),
-                )
-                .unwrap()
-            }
+            Reply::Json(status, body) => json_reply(status, body, &[]),
+            Reply::WithHeaders(status, body, headers) => json_reply(status, body, &headers),
             Reply::Hang => {
                 // Dropped with the request future when the proxy goes away.
                 struct Abandoned(Arc<Mutex<Option<usize>>>);
@@ -204,6 +183,25 @@ impl Mock {
     }
 }
 
+fn json_reply(
+    status: u16,
+    body: &'static str,
+    headers: &[(&'static str, &'static str)],
+) -> Response<BoxBody<Bytes, std::io::Error>> {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|e| match e {})
+            .boxed(),
+    )
+    .unwrap()
+}
+
 /// A response body fed by a bounded channel; dropping it (the client went away) makes the
 /// sender fail, which is how the mock notices a cancellation.
 struct ChannelBody(mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
@@ -254,6 +252,21 @@ pub fn bin_path() -> PathBuf {
     std::env::var_os("AI_PROXY_TEST_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_ai-proxy")),
         PathBuf::from,
+    )
+}
+
+/// Runs the binary with `args` and `--config-dir dir`: exit code, stdout, stderr.
+pub fn run(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
+    let out = bin()
+        .args(args)
+        .arg("--config-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
