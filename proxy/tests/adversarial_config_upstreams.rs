@@ -127,13 +127,16 @@ async fn sighups_racing_start_up_never_kill_the_process() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // The dynamic loader runs before any of our code can (the shipped binary is static
-        // and has none): wait until the process has a heap, which the Rust runtime makes
-        // just before `main`, then signal at once or up to 2.4 ms later.
-        let maps = format!("/proc/{}/maps", child.id());
+        // The dynamic loader and the Rust runtime run before any of our code can (the shipped
+        // binary is static and has no loader): wait until the process has a second thread —
+        // it has passed `main`'s first lines and is building its async runtime — then signal
+        // at once or up to 2.4 ms later, while it reads its config and binds.
+        let status = format!("/proc/{}/status", child.id());
         let waited = Instant::now();
-        while !std::fs::read_to_string(&maps).is_ok_and(|m| m.contains("[heap]"))
-            && waited.elapsed() < Duration::from_secs(2)
+        while !std::fs::read_to_string(&status).is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Threads:") && l.trim() != "Threads:\t1")
+        }) && waited.elapsed() < Duration::from_secs(2)
         {
             std::hint::spin_loop();
         }
