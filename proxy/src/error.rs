@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::ResponseBody;
-use crate::headers::{APPLICATION_JSON, BEARER, X_REQUEST_ID};
+use crate::headers::{APPLICATION_JSON, BEARER, CLOSE, X_REQUEST_ID};
 
 /// Which API's error shape a client expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl ProxyError {
             }
             Self::BodyTimeout { .. } => {
                 // The rest of the body may still be arriving: the connection cannot be reused.
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                headers.insert(header::CONNECTION, CLOSE);
             }
             _ => {}
         }

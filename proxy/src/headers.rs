@@ -10,6 +10,8 @@ pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 /// Tells nginx-like proxies in front not to buffer a stream.
 pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+/// The non-standard `Proxy-Connection`, treated like `Connection`.
+pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 /// Anthropic's API version header.
 pub const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 /// Anthropic's beta-features header (may repeat).
@@ -24,6 +26,8 @@ pub const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charse
 /// The Prometheus text exposition format.
 pub const PROMETHEUS_TEXT: HeaderValue =
     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+/// `close`, for `Connection` when the rest of a request cannot be read.
+pub const CLOSE: HeaderValue = HeaderValue::from_static("close");
 /// `no`, for `x-accel-buffering`.
 pub const NO: HeaderValue = HeaderValue::from_static("no");
 /// Anthropic's API version, sent when the client did not choose one.

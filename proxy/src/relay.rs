@@ -18,7 +18,8 @@ use tokio::time::{Instant, Sleep};
 use crate::body::{BoxError, ResponseBody};
 use crate::forward::Forwarded;
 use crate::headers::{
-    HOP_BY_HOP, NO, SERVER_TIMING, UPSTREAM_PRIVATE, X_ACCEL_BUFFERING, X_REQUEST_ID,
+    HOP_BY_HOP, NO, PROXY_CONNECTION, SERVER_TIMING, UPSTREAM_PRIVATE, X_ACCEL_BUFFERING,
+    X_REQUEST_ID,
 };
 use crate::outcome::{Outcome, UpstreamFailure};
 use crate::request_log::RequestLog;
@@ -70,7 +71,7 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
 /// Removes hop-by-hop headers — the fixed list and any the upstream names in `Connection` or
 /// `Proxy-Connection` — and the upstream account's private headers.
 pub fn strip_response_headers(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = [CONNECTION, HeaderName::from_static("proxy-connection")]
+    let named: Vec<HeaderName> = [CONNECTION, PROXY_CONNECTION]
         .iter()
         .flat_map(|h| headers.get_all(h))
         .filter_map(|v| v.to_str().ok())

@@ -132,7 +132,7 @@ async fn silent_sockets_partial_prefaces_and_idle_connections_are_closed() {
     println!(
         "MEASURED item 1: RSS idle {rss_idle} kB, with 2050 silent sockets {rss_held} kB; \
          connecting took {connecting:?}; slowest close after the last connect: 2000 silent {silent_close:?}, 50 partial HTTP/2 prefaces {partial_close:?} \
-         (REQUEST_HEADER_TIMEOUT=1s); idle HTTP/1 keep-alive {h1_close:?}, idle HTTP/2 {h2_close:?} \
+         (REQUEST_HEADER_TIMEOUT=1s); idle HTTP/1 keep-alive {h1_close:?} (waits for a head: 1s), idle HTTP/2 {h2_close:?} \
          (CLIENT_IDLE_TIMEOUT=2s)"
     );
     let slack = Duration::from_secs(3);
