@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use http::{Request, Response};
 use http_body::Body as _;
@@ -63,11 +62,7 @@ async fn proxy(
     };
     let body = request_body::read(&parts.headers, body, &limits)
         .await
-        .inspect_err(|e| {
-            if matches!(e, ProxyError::Busy { .. }) {
-                state.metrics.body_budget_rejected.fetch_add(1, Relaxed);
-            }
-        })?;
+        .inspect_err(|e| log.budget_refused = matches!(e, ProxyError::Busy { .. }))?;
     log.bytes_in = body.bytes.len() as u64;
     let field = model_field::parse(&body.bytes)?;
     let upstreams = state.upstreams.load_full();

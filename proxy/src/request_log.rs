@@ -53,6 +53,8 @@ pub struct RequestLog {
     pub outcome: Outcome,
     /// An error message for the log (never contains a secret).
     pub error: Option<String>,
+    /// Refused with 503 because `MAX_INFLIGHT_BODY_BYTES` was in use.
+    pub budget_refused: bool,
     /// Upstream failures met on the way, counted in the metrics at the finish: the provider,
     /// the failure, and for a failed attempt whether fallback to the next target was allowed.
     pub failures: Vec<(Arc<str>, UpstreamFailure, Option<bool>)>,
@@ -93,6 +95,7 @@ impl RequestLog {
             attempts: 0,
             outcome: Outcome::Complete,
             error: None,
+            budget_refused: false,
             failures: Vec::new(),
             counted_in_flight: false,
         }
@@ -184,6 +187,9 @@ impl RequestLog {
         }
         if self.streamed {
             m.in_flight_streams.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.budget_refused {
+            m.body_budget_rejected.fetch_add(1, Ordering::Relaxed);
         }
         for (provider, failure, fallback) in &self.failures {
             m.record_upstream_error(provider, *failure);

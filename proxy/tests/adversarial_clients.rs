@@ -285,6 +285,14 @@ async fn concurrent_large_bodies_stay_under_the_budget() {
     }
     assert!(ok >= 1, "no request was admitted");
     assert!(peak_kb < 300 * 1024, "peak RSS {peak_kb} kB");
+    let text = metrics_text(&proxy).await;
+    #[allow(clippy::cast_precision_loss, reason = "at most 24")]
+    let counted = busy as f64;
+    assert_eq!(
+        metric(&text, "ai_proxy_body_budget_rejected_total"),
+        Some(counted),
+        "{text}"
+    );
 }
 
 /// Item 3: an upload that never ends gets 408 at `BODY_READ_TIMEOUT`.
