@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::stream::ResponseBody;
+use crate::body::ResponseBody;
+use crate::headers::{APPLICATION_JSON, BEARER, CLOSE, X_REQUEST_ID};
 
 /// Which API's error shape a client expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,20 @@ pub enum ProxyError {
     /// The client's body could not be read.
     #[error("cannot read the request body: {0}")]
     BodyRead(String),
+    /// The client did not send its whole body within `BODY_READ_TIMEOUT`.
+    #[error("the request body did not arrive within {secs} s (BODY_READ_TIMEOUT); send it at once")]
+    BodyTimeout {
+        /// The limit in seconds.
+        secs: u64,
+    },
+    /// The proxy is buffering as many request bytes as `MAX_INFLIGHT_BODY_BYTES` allows.
+    #[error(
+        "the proxy is busy (too many request bytes in flight, MAX_INFLIGHT_BODY_BYTES); retry after {retry_after} s"
+    )]
+    Busy {
+        /// Seconds to wait, also sent as `Retry-After`.
+        retry_after: u64,
+    },
 }
 
 impl ProxyError {
@@ -100,7 +115,8 @@ impl ProxyError {
             | Self::MissingModel
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::NotConfigured { .. } | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::AllTargetsFailed { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -118,6 +134,8 @@ impl ProxyError {
                 ("invalid_request_error", "model_not_found")
             }
             Self::PayloadTooLarge { .. } => ("invalid_request_error", "request_too_large"),
+            Self::BodyTimeout { .. } => ("invalid_request_error", "request_timeout"),
+            Self::Busy { .. } => ("server_error", "overloaded"),
             Self::NotConfigured { .. } => ("server_error", "provider_not_configured"),
             Self::AllTargetsFailed { .. } => ("server_error", "upstream_failed"),
         }
@@ -135,6 +153,8 @@ impl ProxyError {
             | Self::MissingModel
             | Self::BodyRead(_) => "invalid_request_error",
             Self::PayloadTooLarge { .. } => "request_too_large",
+            Self::BodyTimeout { .. } => "timeout_error",
+            Self::Busy { .. } => "overloaded_error",
             Self::NotConfigured { .. } | Self::AllTargetsFailed { .. } => "api_error",
         }
     }
@@ -164,13 +184,20 @@ impl ProxyError {
         let mut response = Response::new(ResponseBody::full(Bytes::from(self.body(flavor))));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert("x-request-id", request_id.clone());
-        if matches!(self, Self::Unauthorized) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+        headers.insert(X_REQUEST_ID, request_id.clone());
+        match self {
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, BEARER);
+            }
+            Self::Busy { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Self::BodyTimeout { .. } => {
+                // The rest of the body may still be arriving: the connection cannot be reused.
+                headers.insert(header::CONNECTION, CLOSE);
+            }
+            _ => {}
         }
         response
     }

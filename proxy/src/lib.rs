@@ -1,7 +1,9 @@
 //! ai-proxy: a small, fast OpenAI- and Anthropic-compatible AI gateway.
 //!
-//! A request goes through authenticate ([`auth`]) → route ([`routes`]) → forward
-//! ([`upstream`]) → relay ([`stream`]) → log ([`request_log`]).
+//! A request goes through the phases in [`pipeline`]: authenticate ([`auth`]) → parse
+//! ([`request_body`], [`model_field`]) → route ([`routes`]) → forward ([`forward`], over the
+//! clients in [`upstream`]) → relay ([`relay`]) → finish ([`request_log`]).
+//! `docs/architecture.md` maps every file.
 
 #![allow(
     clippy::doc_markdown,
@@ -9,17 +11,29 @@
 )]
 
 pub mod auth;
+pub mod body;
 pub mod config;
+pub mod connections;
+pub mod echo;
 pub mod error;
+pub mod forward;
+pub mod headers;
 pub mod healthcheck;
+pub mod local;
 pub mod log;
 pub mod metrics;
 pub mod model_field;
+pub mod outcome;
+pub mod pipeline;
+pub mod relay;
+pub mod reload;
+pub mod request_body;
 pub mod request_log;
 pub mod routes;
 pub mod secret;
 pub mod server;
-pub mod shutdown;
+pub mod signals;
 pub mod state;
-pub mod stream;
+pub mod transform;
 pub mod upstream;
+pub mod usage;

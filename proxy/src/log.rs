@@ -1,18 +1,126 @@
-//! Log lines on stdout: one JSON object per line (default) or `key=value` text. Callers pass
-//! names, ids and numbers only; secrets are a [`crate::secret::Secret`] and never reach here.
+//! Log lines on stdout: one JSON object per line (default) or `key=value` text, handed to
+//! one writer thread through a bounded queue so that a slow or stuck stdout never blocks a
+//! request (a full queue drops the line and counts it). Callers pass names, ids and numbers;
+//! secrets are a [`crate::secret::Secret`] and never reach here.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogFormat;
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+static QUEUE: OnceLock<SyncSender<String>> = OnceLock::new();
+/// Lines handed to the writer and not yet written.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Sets the format once, at start. Lines logged before use JSON.
-pub fn init(format: LogFormat) {
+/// Sets the format and starts the writer thread with a queue of `queue_lines`, once, at
+/// start. Lines logged before are written directly, as JSON.
+pub fn init(format: LogFormat, queue_lines: usize) {
     let _ = FORMAT.set(format);
+    let (tx, rx) = sync_channel(queue_lines);
+    let started = std::thread::Builder::new()
+        .name("ai-proxy-log".to_owned())
+        .spawn(move || write_lines(&rx));
+    if started.is_ok() {
+        let _ = QUEUE.set(tx);
+    }
+}
+
+/// The writer thread: writes what is queued, several lines per `write` when they pile up.
+fn write_lines(rx: &Receiver<String>) {
+    let mut batch = String::with_capacity(64 * 1024);
+    while let Ok(line) = rx.recv() {
+        batch.push_str(&line);
+        let mut n = 1;
+        while batch.len() < 60 * 1024
+            && let Ok(line) = rx.try_recv()
+        {
+            batch.push_str(&line);
+            n += 1;
+        }
+        // A closed stdout is ignored: logging must not stop serving.
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(batch.as_bytes()).and_then(|()| out.flush());
+        drop(out);
+        PENDING.fetch_sub(n, Ordering::Relaxed);
+        batch.clear();
+    }
+}
+
+/// Waits up to `limit` for queued lines to be written (at exit).
+pub fn flush(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while PENDING.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Lines dropped because the queue was full (`ai_proxy_log_lines_dropped_total`).
+#[must_use]
+pub fn dropped_total() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// A budget of lines per second for a class of lines a client can cause at will (401, 404):
+/// past it lines are suppressed, counted, and summarised in one line when the next second
+/// starts.
+pub struct RateLimit {
+    per_sec: u32,
+    /// Start of the current second, lines written in it, lines suppressed in it.
+    window: Mutex<(Instant, u32, u64)>,
+    suppressed: AtomicU64,
+}
+
+impl RateLimit {
+    /// At most `per_sec` lines a second.
+    #[must_use]
+    pub fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec,
+            window: Mutex::new((Instant::now(), 0, 0)),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether one more line may be written now.
+    pub fn allow(&self) -> bool {
+        let per_sec = self.per_sec;
+        let mut w = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if now.duration_since(w.0) >= Duration::from_secs(1) {
+            let suppressed = w.2;
+            *w = (now, 0, 0);
+            if suppressed > 0 {
+                warn("log lines suppressed")
+                    .str("class", "rejected requests (401, 404)")
+                    .u64("lines", suppressed)
+                    .u64("per_sec", u64::from(per_sec))
+                    .emit();
+            }
+        }
+        if w.1 < per_sec {
+            w.1 += 1;
+            true
+        } else {
+            w.2 += 1;
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Lines suppressed so far (`ai_proxy_log_lines_suppressed_total`).
+    #[must_use]
+    pub fn suppressed_total(&self) -> u64 {
+        self.suppressed.load(Ordering::Relaxed)
+    }
 }
 
 fn json() -> bool {
@@ -104,13 +212,23 @@ impl Line {
         self
     }
 
-    /// Writes the line to stdout. A closed stdout is ignored: logging must not stop serving.
+    /// Queues the line for stdout, or drops and counts it when the queue is full; never
+    /// waits. Before [`init`], writes directly.
     pub fn emit(mut self) {
         if self.json {
             self.buf.push('}');
         }
         self.buf.push('\n');
-        let _ = std::io::stdout().lock().write_all(self.buf.as_bytes());
+        let Some(queue) = QUEUE.get() else {
+            let _ = std::io::stdout().lock().write_all(self.buf.as_bytes());
+            return;
+        };
+        PENDING.fetch_add(1, Ordering::Relaxed);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(self.buf)
+        {
+            PENDING.fetch_sub(1, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

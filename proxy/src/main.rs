@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use ai_proxy::config::Config;
-use ai_proxy::{healthcheck, log, server, shutdown, state::AppState};
+use ai_proxy::{healthcheck, log, reload, server, signals, state::AppState};
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
 compile_error!("enable at most one of the `mimalloc` and `jemalloc` features");
@@ -65,6 +65,10 @@ struct ConfigDir {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = signals::hold_sighup() {
+        eprintln!("ai-proxy: cannot install the SIGHUP handler: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     let cli = Cli::parse();
     match cli.command {
         None => serve(&ConfigDir::parse_default()),
@@ -122,14 +126,9 @@ fn check_config(dir: &ConfigDir) -> ExitCode {
 }
 
 fn serve(dir: &ConfigDir) -> ExitCode {
-    let config = match Config::load(&dir.config_dir) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("ai-proxy: configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    log::init(config.settings.log_format);
+    // The runtime and the signal handlers come first, before the config is read or the port
+    // bound: a SIGHUP's default action is to kill the process, and an orchestrator may send
+    // one at any time after start.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ai-proxy")
@@ -141,10 +140,30 @@ fn serve(dir: &ConfigDir) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    runtime.block_on(run(config))
+    let signals = {
+        let _context = runtime.enter();
+        match signals::Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("ai-proxy: cannot install signal handlers: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    };
+    let config = match Config::load(&dir.config_dir) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ai-proxy: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    log::init(config.settings.log_format, config.settings.log_queue_lines);
+    let code = runtime.block_on(run(config, signals));
+    log::flush(std::time::Duration::from_secs(2));
+    code
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, signals: signals::Signals) -> ExitCode {
     let addr = std::net::SocketAddr::new(config.settings.bind, config.settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -157,7 +176,7 @@ async fn run(config: Config) -> ExitCode {
     };
     let local = listener.local_addr().map_or(addr, |a| a);
     for p in config.providers.not_configured() {
-        shutdown::warn_not_configured(p);
+        signals::warn_not_configured(p);
     }
     let state = Arc::new(AppState::new(config));
     {
@@ -170,8 +189,14 @@ async fn run(config: Config) -> ExitCode {
             .u64("models", up.config.models.len() as u64)
             .emit();
     }
-    tokio::spawn(shutdown::reload_on_sighup(state.clone()));
-    server::serve(state, listener, shutdown::termination()).await;
+    let signals::Signals {
+        terminate,
+        interrupt,
+        hangup,
+    } = signals;
+    tokio::spawn(signals::reload_on_sighup(state.clone(), hangup));
+    tokio::spawn(reload::watch(state.clone()));
+    server::serve(state, listener, signals::termination(terminate, interrupt)).await;
     log::info("stopped").emit();
     ExitCode::SUCCESS
 }

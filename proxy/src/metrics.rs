@@ -2,12 +2,15 @@
 //! `/metrics`. Labels come from configuration (model and provider names), never from
 //! client input, so their number stays bounded.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::outcome::UpstreamFailure;
 
 /// Histogram bucket bounds in seconds.
 const BUCKETS: [f64; 16] = [
@@ -58,12 +61,13 @@ struct Families {
     requests: BTreeMap<(Arc<str>, Arc<str>, u16), u64>,
     duration: BTreeMap<(Arc<str>, Arc<str>), Histogram>,
     upstream: BTreeMap<Arc<str>, Histogram>,
-    upstream_errors: BTreeMap<(Arc<str>, &'static str), u64>,
+    upstream_errors: BTreeMap<(Arc<str>, UpstreamFailure), u64>,
+    /// Failed attempts by reason and whether the next target was tried.
+    fallbacks: BTreeMap<(UpstreamFailure, bool), u64>,
     overhead: Histogram,
 }
 
 /// All metrics of the process.
-#[derive(Default)]
 pub struct Metrics {
     families: Mutex<Families>,
     /// Requests being proxied now.
@@ -72,6 +76,26 @@ pub struct Metrics {
     pub in_flight_streams: AtomicI64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    /// Client connections open now.
+    pub connections_open: AtomicI64,
+    /// Connections closed at accept because `MAX_CONNECTIONS` were open and none was silent.
+    pub connections_rejected: AtomicU64,
+    /// Silent connections (no request yet) closed to make room for a new one at the limit.
+    pub connections_evicted: AtomicU64,
+    /// Connections closed for sending no complete request head in time.
+    pub connections_header_timeout: AtomicU64,
+    /// Connections closed after `CLIENT_IDLE_TIMEOUT` with no request in flight.
+    pub connections_idle_timeout: AtomicU64,
+    /// Requests refused with 503 because the body budget was spent.
+    pub body_budget_rejected: AtomicU64,
+    /// The log-line budget for rejected (401, 404) requests.
+    pub rejected_log: crate::log::RateLimit,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(20)
+    }
 }
 
 fn lock(m: &Mutex<Families>) -> std::sync::MutexGuard<'_, Families> {
@@ -80,6 +104,33 @@ fn lock(m: &Mutex<Families>) -> std::sync::MutexGuard<'_, Families> {
 }
 
 impl Metrics {
+    /// Metrics with a budget of `rejected_per_sec` log lines for rejected requests.
+    #[must_use]
+    pub fn new(rejected_per_sec: u32) -> Self {
+        Self {
+            families: Mutex::default(),
+            in_flight_requests: AtomicI64::default(),
+            in_flight_streams: AtomicI64::default(),
+            reloads_ok: AtomicU64::default(),
+            reloads_failed: AtomicU64::default(),
+            connections_open: AtomicI64::default(),
+            connections_rejected: AtomicU64::default(),
+            connections_evicted: AtomicU64::default(),
+            connections_header_timeout: AtomicU64::default(),
+            connections_idle_timeout: AtomicU64::default(),
+            body_budget_rejected: AtomicU64::default(),
+            rejected_log: crate::log::RateLimit::new(rejected_per_sec),
+        }
+    }
+
+    /// Counts a failed upstream attempt and whether the next target was tried after it.
+    pub fn record_fallback(&self, reason: UpstreamFailure, taken: bool) {
+        *lock(&self.families)
+            .fallbacks
+            .entry((reason, taken))
+            .or_default() += 1;
+    }
+
     /// Counts one finished request and its total duration.
     pub fn record_request(
         &self,
@@ -108,9 +159,8 @@ impl Metrics {
         f.overhead.observe(overhead);
     }
 
-    /// Counts an upstream failure (`connect`, `timeout`, `status_429`, `status_5xx`,
-    /// `idle_timeout`, `stream`).
-    pub fn record_upstream_error(&self, provider: &Arc<str>, kind: &'static str) {
+    /// Counts an upstream failure.
+    pub fn record_upstream_error(&self, provider: &Arc<str>, kind: UpstreamFailure) {
         *lock(&self.families)
             .upstream_errors
             .entry((provider.clone(), kind))
@@ -166,11 +216,22 @@ impl Metrics {
         for ((provider, kind), n) in &f.upstream_errors {
             let _ = writeln!(
                 out,
-                "ai_proxy_upstream_errors_total{{provider=\"{}\",kind=\"{kind}\"}} {n}",
-                escape(provider)
+                "ai_proxy_upstream_errors_total{{provider=\"{}\",kind=\"{}\"}} {n}",
+                escape(provider),
+                kind.as_str()
+            );
+        }
+        out.push_str("# HELP ai_proxy_fallbacks_total Failed upstream attempts by reason, and whether the next target was tried (decision=taken) or not because the request may have reached the upstream (decision=refused).\n# TYPE ai_proxy_fallbacks_total counter\n");
+        for ((reason, taken), n) in &f.fallbacks {
+            let decision = if *taken { "taken" } else { "refused" };
+            let _ = writeln!(
+                out,
+                "ai_proxy_fallbacks_total{{reason=\"{}\",decision=\"{decision}\"}} {n}",
+                reason.as_str()
             );
         }
         drop(f);
+        self.render_process(&mut out);
         let _ = writeln!(
             out,
             "# HELP ai_proxy_in_flight_requests Requests being proxied.\n# TYPE ai_proxy_in_flight_requests gauge\nai_proxy_in_flight_requests {}",
@@ -191,6 +252,68 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Connection, body-budget and log counters.
+    fn render_process(&self, out: &mut String) {
+        let counters: [(&str, &str, &str, u64); 8] = [
+            (
+                "ai_proxy_connections_open",
+                "gauge",
+                "Client connections open.",
+                u64::try_from(self.connections_open.load(Ordering::Relaxed)).unwrap_or(0),
+            ),
+            (
+                "ai_proxy_connections_rejected_total",
+                "counter",
+                "Connections closed at accept: MAX_CONNECTIONS open and none silent.",
+                self.connections_rejected.load(Ordering::Relaxed),
+            ),
+            (
+                "ai_proxy_connections_evicted_total",
+                "counter",
+                "Silent connections (no request yet) closed to admit a new one at MAX_CONNECTIONS.",
+                self.connections_evicted.load(Ordering::Relaxed),
+            ),
+            (
+                "ai_proxy_connections_header_timeout_total",
+                "counter",
+                "Connections closed for no complete request head within REQUEST_HEADER_TIMEOUT.",
+                self.connections_header_timeout.load(Ordering::Relaxed),
+            ),
+            (
+                "ai_proxy_connections_idle_timeout_total",
+                "counter",
+                "Connections closed after CLIENT_IDLE_TIMEOUT with no request in flight.",
+                self.connections_idle_timeout.load(Ordering::Relaxed),
+            ),
+            (
+                "ai_proxy_body_budget_rejected_total",
+                "counter",
+                "Requests refused with 503: MAX_INFLIGHT_BODY_BYTES in use.",
+                self.body_budget_rejected.load(Ordering::Relaxed),
+            ),
+            (
+                "ai_proxy_log_lines_dropped_total",
+                "counter",
+                "Log lines dropped because the log queue was full (stdout not drained).",
+                crate::log::dropped_total(),
+            ),
+            (
+                "ai_proxy_log_lines_suppressed_total",
+                "counter",
+                "Log lines of rejected requests (401, 404) over LOG_REJECTED_PER_SEC.",
+                self.rejected_log.suppressed_total(),
+            ),
+        ];
+        for (name, kind, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+}
+
 fn escape(label: &str) -> Cow<'_, str> {
     if label.contains(['\\', '"', '\n']) {
         Cow::Owned(
@@ -203,8 +326,6 @@ fn escape(label: &str) -> Cow<'_, str> {
         Cow::Borrowed(label)
     }
 }
-
-use std::borrow::Cow;
 
 #[cfg(test)]
 mod tests {
@@ -221,7 +342,7 @@ mod tests {
             Duration::from_millis(20),
             Duration::from_micros(50),
         );
-        m.record_upstream_error(&provider, "timeout");
+        m.record_upstream_error(&provider, UpstreamFailure::Timeout);
         let text = m.render();
         assert!(
             text.contains(

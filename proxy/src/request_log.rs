@@ -1,15 +1,20 @@
-//! The per-request record: filled in as the request moves through authenticate → route →
-//! forward → relay, and turned into one log line plus the request metrics when the response
-//! ends (or the client goes away).
+//! The per-request record and the finish phase: the record is filled in as the request moves
+//! through the phases, and [`RequestLog`]'s one `finish` turns it into the request metrics and
+//! one log line when the response ends, fails, or the client goes away.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, Request};
 
+use crate::auth::Identity;
+use crate::headers::X_REQUEST_ID;
 use crate::log;
 use crate::metrics::Metrics;
+use crate::outcome::{Outcome, UpstreamFailure};
+use crate::usage::UsageObserver;
 
 /// What we know about a request so far.
 pub struct RequestLog {
@@ -18,36 +23,56 @@ pub struct RequestLog {
     pub request_id: HeaderValue,
     /// Request method.
     pub method: Method,
-    /// Request path, without the query.
+    /// Request path, without the query, clipped to [`crate::echo::MAX_ECHO`] bytes.
     pub path: String,
+    /// Who the client is, once authenticated.
+    pub identity: Option<Identity>,
     /// The configured model, once routed.
     pub model: Option<Arc<str>>,
     /// The provider that answered (or was tried last).
     pub provider: Option<Arc<str>>,
-    /// Status sent to the client.
+    /// Status sent to the client; 0 until the response headers exist.
     pub status: u16,
     /// When the request arrived.
     pub started: Instant,
     /// Summed time spent waiting for upstream response headers.
     pub upstream_wait: Duration,
-    /// Time from arrival to the response headers going out.
+    /// Time from arrival to the response headers going out, for relayed responses.
     pub headers_after: Option<Duration>,
     /// Request body size.
     pub bytes_in: u64,
     /// Response body bytes sent (including keepalive comments).
     pub bytes_out: u64,
+    /// What the relayed body carried, seen by the usage observer.
+    pub usage: UsageObserver,
     /// Whether the response is an SSE stream.
     pub streamed: bool,
     /// Upstream attempts made.
     pub attempts: u32,
-    /// How the response ended: `complete`, `client_closed`, `upstream_error`, `idle_timeout`.
-    pub outcome: &'static str,
+    /// How the response ended.
+    pub outcome: Outcome,
     /// An error message for the log (never contains a secret).
     pub error: Option<String>,
+    /// Refused with 503 because `MAX_INFLIGHT_BODY_BYTES` was in use.
+    pub budget_refused: bool,
+    /// Upstream failures met on the way, counted in the metrics at the finish: the provider,
+    /// the failure, and for a failed attempt whether fallback to the next target was allowed.
+    pub failures: Vec<(Arc<str>, UpstreamFailure, Option<bool>)>,
     counted_in_flight: bool,
 }
 
 impl RequestLog {
+    /// Starts the record for `req`.
+    #[must_use]
+    pub fn start<B>(metrics: &Arc<Metrics>, req: &Request<B>) -> Self {
+        Self::new(
+            metrics.clone(),
+            request_id(req.headers()),
+            req.method().clone(),
+            req.uri().path(),
+        )
+    }
+
     /// Starts the record for a request.
     #[must_use]
     pub fn new(metrics: Arc<Metrics>, request_id: HeaderValue, method: Method, path: &str) -> Self {
@@ -55,7 +80,8 @@ impl RequestLog {
             metrics,
             request_id,
             method,
-            path: path.to_owned(),
+            path: crate::echo::clip(path).into_owned(),
+            identity: None,
             model: None,
             provider: None,
             status: 0,
@@ -64,15 +90,18 @@ impl RequestLog {
             headers_after: None,
             bytes_in: 0,
             bytes_out: 0,
+            usage: UsageObserver::default(),
             streamed: false,
             attempts: 0,
-            outcome: "complete",
+            outcome: Outcome::Complete,
             error: None,
+            budget_refused: false,
+            failures: Vec::new(),
             counted_in_flight: false,
         }
     }
 
-    /// Counts the request as in flight until [`RequestLog::finish`].
+    /// Counts the request as in flight until it finishes.
     pub fn mark_in_flight(&mut self) {
         self.metrics
             .in_flight_requests
@@ -88,46 +117,40 @@ impl RequestLog {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The metrics this record reports to.
-    #[must_use]
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// Notes an upstream failure for the metrics.
+    pub fn upstream_failed(&mut self, provider: &Arc<str>, failure: UpstreamFailure) {
+        self.failures.push((provider.clone(), failure, None));
     }
 
-    /// Writes the log line and the request metrics.
-    pub fn finish(self) {
-        drop(self);
+    /// Notes a failed attempt and whether falling back after it was allowed.
+    pub fn attempt_failed(
+        &mut self,
+        provider: &Arc<str>,
+        failure: UpstreamFailure,
+        fallback: bool,
+    ) {
+        self.failures
+            .push((provider.clone(), failure, Some(fallback)));
     }
-}
 
-impl Drop for RequestLog {
-    /// Runs on every path, including a request future dropped because the client hung up
-    /// before the response (logged as status 499, `client_closed`, like nginx does), so the
-    /// in-flight gauges never leak.
-    fn drop(&mut self) {
+    /// The finish phase: records the request's metrics and writes its log line. Runs once,
+    /// from `Drop`, because a request can end on any exit — an error response, the relayed
+    /// body ending, or the request future dropped when the client hangs up before the
+    /// response (logged as status 499, `client_closed`, like nginx) — and the in-flight
+    /// gauges must never leak.
+    fn finish(&mut self) {
         if self.status == 0 {
             self.status = 499;
-            self.outcome = "client_closed";
+            self.outcome = Outcome::ClientClosed;
         }
         let total = self.started.elapsed();
-        if self.counted_in_flight {
-            self.metrics
-                .in_flight_requests
-                .fetch_sub(1, Ordering::Relaxed);
+        self.record_metrics(total);
+        // A client can cause these at will, without a token: a flood must not flush the
+        // log history (docker keeps a few tens of MB).
+        if matches!(self.status, 401 | 404) && !self.metrics.rejected_log.allow() {
+            return;
         }
-        if self.streamed {
-            self.metrics
-                .in_flight_streams
-                .fetch_sub(1, Ordering::Relaxed);
-        }
-        if let Some(model) = &self.model {
-            let provider = self.provider.clone().unwrap_or_else(|| Arc::from(""));
-            self.metrics
-                .record_request(model, &provider, self.status, total);
-        }
-        let level = if self.status >= 500
-            || self.outcome != "complete" && self.outcome != "client_closed"
-        {
+        let level = if self.status >= 500 || self.outcome.is_failure() {
             "warn"
         } else {
             "info"
@@ -141,17 +164,75 @@ impl Drop for RequestLog {
             .u64("status", u64::from(self.status))
             .u64("attempts", u64::from(self.attempts))
             .ms("upstream_ms", self.upstream_wait)
-            .ms(
-                "overhead_ms",
-                self.headers_after
-                    .map_or(Duration::ZERO, |h| h.saturating_sub(self.upstream_wait)),
-            )
+            .ms("overhead_ms", self.overhead())
             .ms("total_ms", total)
             .u64("bytes_in", self.bytes_in)
             .u64("bytes_out", self.bytes_out)
             .bool("streamed", self.streamed)
-            .str("outcome", self.outcome)
+            .str("outcome", self.outcome.as_str())
             .opt_str("error", self.error.as_deref())
             .emit();
     }
+
+    /// Time spent in the proxy itself before the response headers.
+    fn overhead(&self) -> Duration {
+        self.headers_after
+            .map_or(Duration::ZERO, |h| h.saturating_sub(self.upstream_wait))
+    }
+
+    fn record_metrics(&self, total: Duration) {
+        let m = &self.metrics;
+        if self.counted_in_flight {
+            m.in_flight_requests.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.streamed {
+            m.in_flight_streams.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.budget_refused {
+            m.body_budget_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        for (provider, failure, fallback) in &self.failures {
+            m.record_upstream_error(provider, *failure);
+            if let Some(taken) = fallback {
+                m.record_fallback(*failure, *taken);
+            }
+        }
+        if self.headers_after.is_some()
+            && let Some(provider) = &self.provider
+        {
+            m.record_upstream(provider, self.upstream_wait, self.overhead());
+        }
+        if let Some(model) = &self.model {
+            let provider = self.provider.clone().unwrap_or_else(|| Arc::from(""));
+            m.record_request(model, &provider, self.status, total);
+        }
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The client's `x-request-id` when it is short and plain, else a fresh random one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    if let Some(v) = headers.get(X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        {
+            return v.clone();
+        }
+    }
+    // RandomState is seeded from the OS per process; hashing a counter gives unique,
+    // unguessable-enough ids without a random-number dependency.
+    let keys = KEYS.get_or_init(RandomState::new);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let (a, b) = (keys.hash_one(n), keys.hash_one(!n));
+    HeaderValue::from_str(&format!("{a:016x}{b:016x}")).unwrap_or(HeaderValue::from_static("0"))
 }

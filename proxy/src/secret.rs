@@ -1,4 +1,5 @@
-//! `Secret`: a string that never prints. Tokens and keys live in it so that no log line,
+//! `Secret`: a string that never prints, and `redact`, which masks known secrets inside other
+//! text. Tokens and keys live in a `Secret` so that no log line,
 //! error or `check-config` output can show one by accident.
 
 use std::fmt;
@@ -40,9 +41,38 @@ impl serde::Serialize for Secret {
     }
 }
 
+/// The shortest secret masked inside other text: shorter values (`v1`, a port) would mask
+/// innocent text everywhere; they are still never printed as a field of their own.
+pub const MIN_MASKED_LEN: usize = 4;
+
+/// `text` with every occurrence of each of `secrets` (of at least [`MIN_MASKED_LEN`] bytes)
+/// replaced by `***`, longest first so a secret containing another is masked whole.
+#[must_use]
+pub fn redact(text: &str, secrets: &mut [&str]) -> String {
+    secrets.sort_unstable_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= MIN_MASKED_LEN) {
+        if out.contains(s) {
+            out = out.replace(s, "***");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::{Secret, redact};
+
+    #[test]
+    fn redacts_substrings_longest_first() {
+        assert_eq!(
+            redact(
+                "https://u:sk-abcdef@h/v1 sk-abc",
+                &mut ["sk-abc", "sk-abcdef", "v1"]
+            ),
+            "https://u:***@h/v1 ***"
+        );
+    }
 
     #[test]
     fn never_prints_the_value() {

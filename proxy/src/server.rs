@@ -1,19 +1,22 @@
-//! The listener: accepts connections (HTTP/1.1 and HTTP/2, detected per connection), serves
-//! them, and on shutdown stops accepting and lets in-flight requests finish within the grace
-//! period.
+//! The listener: accepts connections under the connection limit, serves each (HTTP/1.1 and
+//! HTTP/2, detected per connection) until its deadlines close it, and on shutdown stops
+//! accepting and lets in-flight requests finish within the grace period.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::connections::{Connections, Expiry, Slot};
 use crate::log;
-use crate::routes;
+use crate::pipeline;
 use crate::state::AppState;
 
 /// Serves `listener` until `shutdown` resolves, then drains for at most `grace`.
@@ -22,18 +25,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = &'static str>,
 ) {
+    let limits = state.settings.connections;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        // Slow or idle clients must not hold a connection open forever before a request.
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(limits.request_header_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .keep_alive_interval(Some(limits.http2_keepalive_interval))
+        .keep_alive_timeout(limits.http2_keepalive_timeout);
+    let connections = Connections::new(limits.max_connections, state.metrics.clone());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut accept_errors = AcceptErrors::default();
 
     let signal = loop {
         tokio::select! {
@@ -43,37 +49,107 @@ pub async fn serve(
                     Ok((stream, _)) => stream,
                     Err(e) => {
                         // Usually EMFILE: wait a little instead of spinning.
-                        log::error("accept failed").str("error", &e.to_string()).emit();
+                        accept_errors.note(&e);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let service = service_fn(move |req| routes::handle(state.clone(), req));
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    // Client-side errors (resets, bad requests) are the client's business.
-                    let _ = conn.await;
-                });
+                // At the limit with every connection busy: dropping the socket closes it.
+                let Some(slot) = connections.admit() else { continue };
+                serve_connection(&state, &builder, &graceful, stream, slot);
             }
         }
     };
     drop(listener);
+    drain(&state, signal, graceful).await;
+}
+
+/// Spawns the task serving one connection until it ends or a deadline closes it.
+fn serve_connection(
+    state: &Arc<AppState>,
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    slot: Slot,
+) {
+    let _ = stream.set_nodelay(true);
+    let limits = state.settings.connections;
+    let conn = slot.conn.clone();
+    let state = state.clone();
+    let service = service_fn(move |req| {
+        let guard = conn.begin();
+        let state = state.clone();
+        async move {
+            let response = pipeline::handle(state, req).await?;
+            // The guard lives as long as the body: the request is in flight until it is sent.
+            let body = response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _in_flight = &guard;
+                    frame
+                })
+            });
+            Ok::<_, std::convert::Infallible>(body)
+        }
+    });
+    let served = graceful.watch(
+        builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned(),
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            // Client-side errors (resets, bad requests) are the client's business.
+            _ = served => {}
+            expiry = slot.conn.expired(&limits) => count_expiry(&slot, expiry),
+        }
+        // The connection future is dropped by now, which closes the socket; dropping the
+        // slot frees its place under the limit.
+        drop(slot);
+    });
+}
+
+fn count_expiry(slot: &Slot, expiry: Expiry) {
+    let m = slot.metrics();
+    match expiry {
+        Expiry::Header => m.connections_header_timeout.fetch_add(1, Ordering::Relaxed),
+        Expiry::Idle => m.connections_idle_timeout.fetch_add(1, Ordering::Relaxed),
+        Expiry::Evicted => 0,
+    };
+}
+
+/// Accept failures (usually EMFILE), logged at most once a second.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl AcceptErrors {
+    fn note(&mut self, e: &std::io::Error) {
+        self.since += 1;
+        if self
+            .last_logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            log::error("accept failed")
+                .str("error", &e.to_string())
+                .u64("failures", self.since)
+                .emit();
+            self.last_logged = Some(std::time::Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
+/// After the shutdown signal: waits for open connections to finish, at most the grace period.
+async fn drain(state: &AppState, signal: &'static str, graceful: GracefulShutdown) {
     let grace = state.settings.shutdown_grace;
     log::info("shutting down")
         .str("signal", signal)
         .u64("grace_secs", grace.as_secs())
         .u64(
             "in_flight_requests",
-            u64::try_from(
-                state
-                    .metrics
-                    .in_flight_requests
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            )
-            .unwrap_or(0),
+            u64::try_from(state.metrics.in_flight_requests.load(Ordering::Relaxed)).unwrap_or(0),
         )
         .emit();
     tokio::select! {

@@ -9,20 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use http_body_util::BodyExt;
 
-fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
-    let out = bin()
-        .args(args)
-        .arg("--config-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 const ONE: &str = "providers:\n  - name: oa\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    api_key: ${OPENAI_API_KEY}\nmodels:\n  - name: m\n    targets:\n      - provider: oa\n";
 
 #[test]
@@ -265,6 +251,89 @@ async fn sighup_reloads_a_good_file_and_keeps_the_old_one_on_a_bad_file() {
     assert!(line.contains("provider-config.yaml:3:"), "{line}");
     assert_eq!(model_ids(&proxy).await, ["m", "m2"]);
     assert_eq!(post(&url, r#"{"model":"m2"}"#).await.2, r#"{"from":"a"}"#);
+}
+
+/// Points `dir/..data` at a fresh `dir/..N` holding `yaml`, atomically, as the kubelet
+/// updates a mounted `ConfigMap` (`provider-config.yaml -> ..data/provider-config.yaml`).
+fn configmap_swap(dir: &Path, n: u32, yaml: &str) {
+    let version = dir.join(format!("..{n}"));
+    std::fs::create_dir(&version).unwrap();
+    std::fs::write(version.join("provider-config.yaml"), yaml).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..{n}"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+}
+
+/// Issue 15: a ConfigMap-style symlink swap is noticed within `CONFIG_POLL_INTERVAL` and
+/// applied; a bad file swapped in is rejected, logged and counted, and the old config kept.
+#[tokio::test]
+async fn content_change_by_symlink_swap_reloads_without_a_signal() {
+    let one = |model: &str| {
+        format!(
+            "providers:\n  - name: a\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\nmodels:\n  - name: {model}\n    targets:\n      - provider: a\n"
+        )
+    };
+    let dir = config_dir(&default_env("CONFIG_POLL_INTERVAL=300ms\n"), "");
+    std::fs::remove_file(dir.join("provider-config.yaml")).unwrap();
+    configmap_swap(&dir, 1, &one("old"));
+    std::os::unix::fs::symlink(
+        "..data/provider-config.yaml",
+        dir.join("provider-config.yaml"),
+    )
+    .unwrap();
+    let proxy = Proxy::start_in(dir.clone());
+    assert_eq!(model_ids(&proxy).await, ["old"]);
+
+    configmap_swap(&dir, 2, &one("new"));
+    let swapped = Instant::now();
+    while model_ids(&proxy).await != ["new"] {
+        assert!(
+            swapped.elapsed() < Duration::from_secs(5),
+            "not reloaded; logs:\n{}",
+            proxy.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let applied_after = swapped.elapsed();
+    let line = proxy.wait_log("configuration reloaded");
+    assert!(line.contains("\"trigger\":\"file_changed\""), "{line}");
+
+    configmap_swap(&dir, 3, &one("bad").replace("kind: openai", "kind: opneai"));
+    let line = proxy.wait_log("reload rejected");
+    assert!(
+        line.contains("file_changed") && line.contains("provider-config.yaml:3:"),
+        "{line}"
+    );
+    assert_eq!(model_ids(&proxy).await, ["new"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let rejected = proxy
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("reload rejected"))
+        .count();
+    assert_eq!(
+        rejected, 1,
+        "a bad file is reported once, not at every poll"
+    );
+    let resp = send(&proxy.url("/metrics"), "GET", &[("x-api-key", TOKEN)], "").await;
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("ai_proxy_config_reloads_total{result=\"rejected\"} 1"),
+        "{text}"
+    );
+    println!(
+        "MEASURED issue 15: symlink swap applied after {applied_after:?} (CONFIG_POLL_INTERVAL=300ms)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,10 +217,6 @@ async fn models_list_in_openai_form() {
 }
 
 #[tokio::test]
-#[allow(
-    clippy::too_many_lines,
-    reason = "one table of bad inputs plus the chunked upload"
-)]
 async fn bad_inputs_get_the_documented_status_and_shape() {
     let (oa, an, proxy) = {
         let oa = Mock::start(Reply::Json(200, OK_CHAT)).await;
@@ -278,20 +274,37 @@ async fn bad_inputs_get_the_documented_status_and_shape() {
         assert_eq!(v["error"]["code"], code, "{name}: {text}");
         assert!(v["error"]["message"].as_str().unwrap().len() > 10, "{name}");
     }
-    // A chunked upload has no content-length to reject early: the limit applies while reading.
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-        let chunk = format!("320\r\n{}\r\n", " ".repeat(0x320));
-        let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}{chunk}0\r\n\r\n"
-        );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; 12];
-        tcp.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"HTTP/1.1 413");
-    }
+    chunked_upload_over_the_limit_gets_413(&proxy).await;
+    anthropic_shape_on_messages(&proxy).await;
 
+    assert_eq!(
+        send(&proxy.url("/v2/whatever"), "POST", &[], "")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        oa.calls() + an.calls(),
+        0,
+        "no bad request may reach an upstream"
+    );
+}
+
+/// A chunked upload has no content-length to reject early: the limit applies while reading.
+async fn chunked_upload_over_the_limit_gets_413(proxy: &Proxy) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let chunk = format!("320\r\n{}\r\n", " ".repeat(0x320));
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}{chunk}0\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 12];
+    tcp.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 413");
+}
+
+async fn anthropic_shape_on_messages(proxy: &Proxy) {
     // Anthropic shape on /v1/messages, and a model with no anthropic target.
     let resp = send(
         &proxy.url("/v1/messages"),
@@ -317,25 +330,11 @@ async fn bad_inputs_get_the_documented_status_and_shape() {
         &resp.into_body().collect().await.unwrap().to_bytes(),
     ));
     assert_eq!(v["error"]["type"], "invalid_request_error");
-
-    assert_eq!(
-        send(&proxy.url("/v2/whatever"), "POST", &[], "")
-            .await
-            .status(),
-        404
-    );
-    assert_eq!(
-        oa.calls() + an.calls(),
-        0,
-        "no bad request may reach an upstream"
-    );
 }
 
+const HANG_RETRIED: &str = "first_byte_timeout: 300ms\nretry_ambiguous: true";
+
 #[tokio::test]
-#[allow(
-    clippy::too_many_lines,
-    reason = "one scenario: the chain, then its metrics"
-)]
 async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
     let p500 = Mock::start(Reply::Json(500, r#"{"error":"boom"}"#)).await;
     let p429 = Mock::start(Reply::Json(429, r#"{"error":"slow down"}"#)).await;
@@ -349,7 +348,8 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
             ("refused", "openai", &refused, ""),
             ("p500", "openai", &p500.base(), ""),
             ("p429", "openai", &p429.base(), ""),
-            ("hang", "openai", &hang.base(), "first_byte_timeout: 300ms"),
+            // A timeout may mean the upstream got the request: fallback only when allowed.
+            ("hang", "openai", &hang.base(), HANG_RETRIED),
             ("good", "openai", &good.base(), ""),
             ("p503", "openai", &p503.base(), ""),
             ("p400", "openai", &p400.base(), ""),
@@ -391,17 +391,7 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
 
     // Metrics are recorded with the log line, when the relayed body is dropped.
     proxy.wait_log("\"model\":\"client-error\"");
-    let metrics = send(&proxy.url("/metrics"), "GET", &[("x-api-key", TOKEN)], "").await;
-    let metrics = String::from_utf8(
-        metrics
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let metrics = metrics_text(&proxy).await;
     for needle in [
         "ai_proxy_requests_total{model=\"chain\",provider=\"good\",status=\"200\"} 1",
         "ai_proxy_requests_total{model=\"doomed\",provider=\"p503\",status=\"502\"} 1",
@@ -409,6 +399,8 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
         "ai_proxy_upstream_errors_total{provider=\"p500\",kind=\"status_5xx\"} 2",
         "ai_proxy_upstream_errors_total{provider=\"p429\",kind=\"status_429\"} 1",
         "ai_proxy_upstream_errors_total{provider=\"hang\",kind=\"timeout\"} 1",
+        "ai_proxy_fallbacks_total{reason=\"timeout\",decision=\"taken\"} 1",
+        "ai_proxy_fallbacks_total{reason=\"connect\",decision=\"taken\"} 1",
         "ai_proxy_in_flight_requests 0",
         "ai_proxy_request_duration_seconds_count{model=\"chain\",provider=\"good\"} 1",
     ] {

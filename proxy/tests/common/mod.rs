@@ -50,6 +50,8 @@ pub enum Reply {
     },
     /// Never answers.
     Hang,
+    /// A JSON body with a status and extra response headers.
+    WithHeaders(u16, &'static str, Vec<(&'static str, &'static str)>),
 }
 
 /// A mock upstream on 127.0.0.1:0.
@@ -115,15 +117,8 @@ impl Mock {
             body,
         });
         match reply {
-            Reply::Json(status, body) => Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(
-                    Full::new(Bytes::from_static(body.as_bytes()))
-                        .map_err(|e| match e {})
-                        .boxed(),
-                )
-                .unwrap(),
+            Reply::Json(status, body) => json_reply(status, body, &[]),
+            Reply::WithHeaders(status, body, headers) => json_reply(status, body, &headers),
             Reply::Hang => {
                 // Dropped with the request future when the proxy goes away.
                 struct Abandoned(Arc<Mutex<Option<usize>>>);
@@ -188,6 +183,25 @@ impl Mock {
     }
 }
 
+fn json_reply(
+    status: u16,
+    body: &'static str,
+    headers: &[(&'static str, &'static str)],
+) -> Response<BoxBody<Bytes, std::io::Error>> {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|e| match e {})
+            .boxed(),
+    )
+    .unwrap()
+}
+
 /// A response body fed by a bounded channel; dropping it (the client went away) makes the
 /// sender fail, which is how the mock notices a cancellation.
 struct ChannelBody(mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
@@ -232,12 +246,65 @@ pub fn default_env(extra: &str) -> String {
     )
 }
 
+/// The binary under test: this build's, or `AI_PROXY_TEST_BIN` to measure another build
+/// (e.g. the one before a change, for before/after figures).
+pub fn bin_path() -> PathBuf {
+    std::env::var_os("AI_PROXY_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_ai-proxy")),
+        PathBuf::from,
+    )
+}
+
+/// Runs the binary with `args` and `--config-dir dir`: exit code, stdout, stderr.
+pub fn run(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
+    let out = bin()
+        .args(args)
+        .arg("--config-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The binary under test.
 pub fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ai-proxy"));
+    let mut cmd = Command::new(bin_path());
     // Nothing from the developer's shell (a real OPENAI_API_KEY, PORT…) may leak in.
     cmd.env_clear();
     cmd
+}
+
+/// How to start the proxy.
+pub struct Launch {
+    /// Run it under `prlimit --nofile=N:N`.
+    pub nofile: Option<u64>,
+    /// Read its stdout (false: stop reading after the `listening` line).
+    pub drain_stdout: bool,
+    /// Extra process environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Self {
+            nofile: None,
+            drain_stdout: true,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`).
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// A running proxy.
@@ -257,26 +324,56 @@ impl Proxy {
     }
 
     pub fn start_in(dir: PathBuf) -> Self {
-        let mut child = bin()
+        Self::launch(dir, &Launch::default())
+    }
+
+    /// Starts the proxy as `how` says.
+    pub fn launch(dir: PathBuf, how: &Launch) -> Self {
+        let mut cmd = match how.nofile {
+            // prlimit execs the proxy: the pid stays the proxy's.
+            Some(n) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.env_clear()
+                    .arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(bin_path());
+                cmd
+            }
+            None => bin(),
+        };
+        cmd.envs(how.env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd
             .args(["serve", "--config-dir"])
             .arg(&dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let drain = how.drain_stdout;
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let stderr: Arc<Mutex<String>> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
         let out = child.stdout.take().unwrap();
         let l = lines.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("\"msg\":\"listening\"") {
-                    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let mut reader = BufReader::new(out);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let text = line.trim_end().to_owned();
+                line.clear();
+                let listening = text.contains("\"msg\":\"listening\"");
+                if listening {
+                    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
                     let _ = tx.send(v["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap());
                 }
-                l.lock().unwrap().push(line);
+                l.lock().unwrap().push(text);
+                if listening && !drain {
+                    // Hold the pipe open and read no more: stdout is now stuck.
+                    let _keep = reader;
+                    loop {
+                        std::thread::park();
+                    }
+                }
             }
         });
         let err = child.stderr.take().unwrap();
@@ -482,4 +579,24 @@ pub fn header_map_values(h: &HeaderMap) -> HashMap<String, String> {
             )
         })
         .collect()
+}
+
+/// `GET /metrics` as text; empty when it does not answer within 5 s (so a test against a
+/// stuck proxy fails on its assertion instead of hanging).
+pub async fn metrics_text(proxy: &Proxy) -> String {
+    let fetch = async {
+        let resp = send(&proxy.url("/metrics"), "GET", &[("x-api-key", TOKEN)], "").await;
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .unwrap_or_default()
+}
+
+/// The value of the metric line starting with `series` (name and labels), or `None`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

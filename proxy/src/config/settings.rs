@@ -1,0 +1,323 @@
+//! `.env` process settings: the table of keys (name, default, how a value is read), read
+//! once at start with errors naming the file, line and key.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::duration::{parse_bounded, serialize_duration};
+use super::{ConfigError, EnvSource};
+use crate::secret::Secret;
+
+/// The value `.env.example` ships with; the proxy refuses to start with it.
+pub const AUTH_TOKEN_PLACEHOLDER: &str = "replace-with-a-long-random-token";
+/// The shortest client token accepted.
+pub const MIN_AUTH_TOKEN_LEN: usize = 16;
+/// Default `MAX_BODY_BYTES`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Default `SHUTDOWN_GRACE_SECS`: below docker's 10 s stop timeout, so we exit on our own.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 8;
+/// Default `MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default `MAX_INFLIGHT_BODY_BYTES`: a quarter of the 512 MiB container limit.
+pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 128 * 1024 * 1024;
+/// The largest `MAX_INFLIGHT_BODY_BYTES` (and so `MAX_BODY_BYTES`): 4 GiB - 1.
+pub const MAX_INFLIGHT_BODY_BYTES_LIMIT: usize = u32::MAX as usize;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (default).
+    Json,
+    /// `key=value` pairs, for reading in a terminal.
+    Text,
+}
+
+/// Process settings from `.env` (the process environment wins). Read once at start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Address to listen on (`BIND`, default `0.0.0.0`).
+    pub bind: IpAddr,
+    /// Port to listen on (`PORT`, required).
+    pub port: u16,
+    /// The token clients must send (`AUTH_TOKEN`, required).
+    pub auth_token: Secret,
+    /// `LOG_FORMAT`: `json` (default) or `text`.
+    pub log_format: LogFormat,
+    /// `MAX_BODY_BYTES`: largest accepted request body (default 16 MiB).
+    pub max_body_bytes: usize,
+    /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may finish after SIGTERM (default 8).
+    #[serde(serialize_with = "serialize_duration")]
+    pub shutdown_grace: Duration,
+    /// Client connections and their deadlines.
+    #[serde(flatten)]
+    pub connections: ConnectionLimits,
+    /// `MAX_INFLIGHT_BODY_BYTES`: request body bytes buffered at once, all requests together.
+    pub max_inflight_body_bytes: usize,
+    /// `BODY_READ_TIMEOUT`: longest time to receive a request body (default 60 s).
+    #[serde(serialize_with = "serialize_duration")]
+    pub body_read_timeout: Duration,
+    /// `LOG_QUEUE_LINES`: log lines waiting for the writer before new ones are dropped.
+    pub log_queue_lines: usize,
+    /// `LOG_REJECTED_PER_SEC`: log lines per second for 401 and 404 responses; the rest are
+    /// counted and summarised.
+    pub log_rejected_per_sec: u32,
+    /// `CONFIG_POLL_INTERVAL`: how often `provider-config.yaml` is checked for a change (0
+    /// disables).
+    #[serde(serialize_with = "serialize_duration")]
+    pub config_poll_interval: Duration,
+}
+
+/// Limits on client connections.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ConnectionLimits {
+    /// `MAX_CONNECTIONS`: open client connections at most.
+    pub max_connections: usize,
+    /// `REQUEST_HEADER_TIMEOUT`: from accept (or the end of the previous response) to a
+    /// complete request head.
+    #[serde(serialize_with = "serialize_duration")]
+    pub request_header_timeout: Duration,
+    /// `CLIENT_IDLE_TIMEOUT`: a connection with no request in flight for this long is closed
+    /// (HTTP/1 keep-alive and HTTP/2 alike).
+    #[serde(serialize_with = "serialize_duration")]
+    pub client_idle_timeout: Duration,
+    /// `HTTP2_KEEPALIVE_INTERVAL`: PING an HTTP/2 client this often.
+    #[serde(serialize_with = "serialize_duration")]
+    pub http2_keepalive_interval: Duration,
+    /// `HTTP2_KEEPALIVE_TIMEOUT`: close an HTTP/2 connection whose PING is not answered in this time.
+    #[serde(serialize_with = "serialize_duration")]
+    pub http2_keepalive_timeout: Duration,
+}
+
+/// One `.env` key: its name, what an absent (or, with a default, empty) value means, and how
+/// a value is read. A parser returns what is wrong and what to do.
+struct Key<T> {
+    name: &'static str,
+    /// Used when the key is absent or empty; `None` makes the key required.
+    default: Option<T>,
+    /// The message for a required key that is absent.
+    missing: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+// The table of keys.
+const PORT: Key<u16> = Key {
+    name: "PORT",
+    default: None,
+    missing: "not set: add a line like PORT=8080",
+    parse: parse_port,
+};
+const AUTH_TOKEN: Key<Secret> = Key {
+    name: "AUTH_TOKEN",
+    default: None,
+    missing: "not set: add AUTH_TOKEN=<random string of at least 16 characters>, e.g. from `openssl rand -hex 32`",
+    parse: parse_token,
+};
+const BIND: Key<IpAddr> = optional(
+    "BIND",
+    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    parse_bind,
+);
+const LOG_FORMAT: Key<LogFormat> = optional("LOG_FORMAT", LogFormat::Json, parse_log_format);
+const MAX_BODY_BYTES: Key<usize> = optional(
+    "MAX_BODY_BYTES",
+    DEFAULT_MAX_BODY_BYTES,
+    parse_positive_bytes,
+);
+const SHUTDOWN_GRACE_SECS: Key<Duration> = optional(
+    "SHUTDOWN_GRACE_SECS",
+    Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+    parse_grace,
+);
+
+const MAX_CONNECTIONS: Key<usize> = optional(
+    "MAX_CONNECTIONS",
+    DEFAULT_MAX_CONNECTIONS,
+    parse_connections,
+);
+const REQUEST_HEADER_TIMEOUT: Key<Duration> = duration_key("REQUEST_HEADER_TIMEOUT", 10);
+const CLIENT_IDLE_TIMEOUT: Key<Duration> = duration_key("CLIENT_IDLE_TIMEOUT", 60);
+const HTTP2_KEEPALIVE_INTERVAL: Key<Duration> = duration_key("HTTP2_KEEPALIVE_INTERVAL", 30);
+const HTTP2_KEEPALIVE_TIMEOUT: Key<Duration> = duration_key("HTTP2_KEEPALIVE_TIMEOUT", 20);
+const MAX_INFLIGHT_BODY_BYTES: Key<usize> = optional(
+    "MAX_INFLIGHT_BODY_BYTES",
+    DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    parse_positive_bytes,
+);
+const BODY_READ_TIMEOUT: Key<Duration> = duration_key("BODY_READ_TIMEOUT", 60);
+const LOG_QUEUE_LINES: Key<usize> = optional("LOG_QUEUE_LINES", 4096, parse_queue);
+const LOG_REJECTED_PER_SEC: Key<u32> = optional("LOG_REJECTED_PER_SEC", 20, parse_per_sec);
+const CONFIG_POLL_INTERVAL: Key<Duration> = optional(
+    "CONFIG_POLL_INTERVAL",
+    Duration::from_secs(5),
+    parse_bounded,
+);
+
+/// A key with a default.
+const fn optional<T>(
+    name: &'static str,
+    default: T,
+    parse: fn(&str) -> Result<T, String>,
+) -> Key<T> {
+    Key {
+        name,
+        default: Some(default),
+        missing: "",
+        parse,
+    }
+}
+
+/// A duration key with a default in seconds; it must be above zero.
+const fn duration_key(name: &'static str, default_secs: u64) -> Key<Duration> {
+    optional(
+        name,
+        Duration::from_secs(default_secs),
+        parse_positive_duration,
+    )
+}
+
+impl Settings {
+    /// Reads the settings from `env`, naming the file and key on every error.
+    pub fn from_env(env: &EnvSource) -> Result<Self, ConfigError> {
+        let settings = Self {
+            port: PORT.read(env)?,
+            auth_token: AUTH_TOKEN.read(env)?,
+            bind: BIND.read(env)?,
+            log_format: LOG_FORMAT.read(env)?,
+            max_body_bytes: MAX_BODY_BYTES.read(env)?,
+            shutdown_grace: SHUTDOWN_GRACE_SECS.read(env)?,
+            connections: ConnectionLimits {
+                max_connections: MAX_CONNECTIONS.read(env)?,
+                request_header_timeout: REQUEST_HEADER_TIMEOUT.read(env)?,
+                client_idle_timeout: CLIENT_IDLE_TIMEOUT.read(env)?,
+                http2_keepalive_interval: HTTP2_KEEPALIVE_INTERVAL.read(env)?,
+                http2_keepalive_timeout: HTTP2_KEEPALIVE_TIMEOUT.read(env)?,
+            },
+            max_inflight_body_bytes: MAX_INFLIGHT_BODY_BYTES.read(env)?,
+            body_read_timeout: BODY_READ_TIMEOUT.read(env)?,
+            log_queue_lines: LOG_QUEUE_LINES.read(env)?,
+            log_rejected_per_sec: LOG_REJECTED_PER_SEC.read(env)?,
+            config_poll_interval: CONFIG_POLL_INTERVAL.read(env)?,
+        };
+        if settings.max_body_bytes > settings.max_inflight_body_bytes {
+            return Err(ConfigError::Invalid {
+                location: env.describe(MAX_BODY_BYTES.name, None),
+                message: format!(
+                    "MAX_BODY_BYTES ({}) is larger than MAX_INFLIGHT_BODY_BYTES ({}): one request could never be admitted; raise MAX_INFLIGHT_BODY_BYTES or lower MAX_BODY_BYTES",
+                    settings.max_body_bytes, settings.max_inflight_body_bytes
+                ),
+            });
+        }
+        Ok(settings)
+    }
+}
+
+impl<T: Clone> Key<T> {
+    fn read(&self, env: &EnvSource) -> Result<T, ConfigError> {
+        let value = env.get(self.name);
+        match (&value, &self.default) {
+            (None, Some(default)) => return Ok(default.clone()),
+            (Some(v), Some(default)) if v.value.trim().is_empty() => return Ok(default.clone()),
+            _ => {}
+        }
+        let Some(v) = value else {
+            return Err(ConfigError::Invalid {
+                location: env.describe(self.name, None),
+                message: self.missing.to_owned(),
+            });
+        };
+        (self.parse)(&v.value).map_err(|message| ConfigError::Invalid {
+            location: env.describe(self.name, Some(v.origin)),
+            message,
+        })
+    }
+}
+
+fn parse_port(v: &str) -> Result<u16, String> {
+    // 0 lets the OS pick a free port (the test suites use it and read the chosen port from
+    // the `listening` log line).
+    v.trim()
+        .parse()
+        .map_err(|_| format!("`{v}` is not a port number between 1 and 65535"))
+}
+
+fn parse_token(v: &str) -> Result<Secret, String> {
+    let token = v.trim();
+    let problem = if token.is_empty() {
+        "is empty".to_owned()
+    } else if token == AUTH_TOKEN_PLACEHOLDER {
+        "is still the placeholder from .env.example".to_owned()
+    } else if token.chars().count() < MIN_AUTH_TOKEN_LEN {
+        format!("is shorter than {MIN_AUTH_TOKEN_LEN} characters")
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        "must be printable ASCII without spaces (it is sent in an HTTP header)".to_owned()
+    } else {
+        return Ok(Secret::new(token));
+    };
+    Err(format!(
+        "{problem}: set it to a random string of at least {MIN_AUTH_TOKEN_LEN} characters, e.g. from `openssl rand -hex 32`"
+    ))
+}
+
+fn parse_bind(v: &str) -> Result<IpAddr, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("`{v}` is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)"))
+}
+
+fn parse_log_format(v: &str) -> Result<LogFormat, String> {
+    match v.trim() {
+        "json" => Ok(LogFormat::Json),
+        "text" => Ok(LogFormat::Text),
+        other => Err(format!("`{other}` is not a log format: use json or text")),
+    }
+}
+
+fn parse_positive_bytes(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 && n <= MAX_INFLIGHT_BODY_BYTES_LIMIT => Ok(n),
+        _ => Err(format!(
+            "`{v}` is not a number of bytes between 1 and {MAX_INFLIGHT_BODY_BYTES_LIMIT}"
+        )),
+    }
+}
+
+/// A whole number in `1..=max`, or a message naming what it counts.
+fn parse_count(v: &str, max: u64, what: &str) -> Result<u64, String> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{v}` is not a number of {what} between 1 and {max}"
+        )),
+    }
+}
+
+fn parse_connections(v: &str) -> Result<usize, String> {
+    parse_count(v, 1_000_000, "connections").map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+fn parse_queue(v: &str) -> Result<usize, String> {
+    parse_count(v, 1_000_000, "lines").map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+fn parse_per_sec(v: &str) -> Result<u32, String> {
+    parse_count(v, 1_000_000, "lines per second").map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn parse_positive_duration(v: &str) -> Result<Duration, String> {
+    match parse_bounded(v)? {
+        d if d.is_zero() => Err(format!("`{v}` must be greater than zero")),
+        d => Ok(d),
+    }
+}
+
+fn parse_grace(v: &str) -> Result<Duration, String> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if n <= 300 => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "`{v}` is not a number of seconds between 0 and 300 (keep it below `docker stop`'s timeout, 10 s by default)"
+        )),
+    }
+}

@@ -1,0 +1,276 @@
+//! The forward phase: builds the upstream request for each of a model's targets and tries
+//! them in order (fallback) until one answers with something to relay.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::config::{Kind, Model, Provider};
+use crate::error::ProxyError;
+use crate::headers::{
+    ANTHROPIC_BETA, ANTHROPIC_VERSION, APPLICATION_JSON, DEFAULT_ANTHROPIC_VERSION, OPENAI_BETA,
+    PROXY_USER_AGENT, X_REQUEST_ID,
+};
+use crate::model_field::{self, ModelField};
+use crate::outcome::UpstreamFailure;
+use crate::request_body::UpstreamBody;
+use crate::request_log::RequestLog;
+use crate::routes::Api;
+use crate::transform::Transform;
+use crate::upstream::Upstreams;
+
+/// A response that came back from a target, ready to relay.
+pub struct Forwarded {
+    /// The upstream response (headers read, body not).
+    pub response: Response<Incoming>,
+    /// Who answered.
+    pub provider: Arc<Provider>,
+    /// The response transform for this target.
+    pub transform: Transform,
+}
+
+/// The client request parts that matter upstream.
+pub struct ClientRequest<'a> {
+    /// The endpoint.
+    pub api: Api,
+    /// Client headers.
+    pub headers: &'a HeaderMap,
+    /// Query string, if any, passed through (Anthropic's SDK uses `?beta=true`).
+    pub query: Option<&'a str>,
+    /// The client body.
+    pub body: &'a Bytes,
+    /// Where its `model` is.
+    pub field: &'a ModelField<'a>,
+}
+
+/// A failed attempt.
+struct Failed {
+    failure: UpstreamFailure,
+    message: String,
+}
+
+impl UpstreamFailure {
+    /// Whether the upstream may have received the whole request and be generating (and
+    /// billing) an answer: the connection was lost after sending, or no headers came in time.
+    /// Sending it to the next target could then run it twice.
+    fn is_ambiguous(self) -> bool {
+        matches!(self, Self::Request | Self::Timeout)
+    }
+}
+
+/// Tries `model`'s targets in order. Falls back freely when the request never reached the
+/// upstream (connect or TLS failure) or the upstream refused it (429, 5xx); after an
+/// ambiguous failure only when the provider says `retry_ambiguous: true`. Returns the first
+/// other response. Nothing has reached the client yet.
+pub async fn forward(
+    upstreams: &Upstreams,
+    model: &Model,
+    client: &ClientRequest<'_>,
+    log: &mut RequestLog,
+) -> Result<Forwarded, ProxyError> {
+    let mut usable = 0u32;
+    let mut missing: Vec<&str> = Vec::new();
+    let mut last = String::new();
+    for target in &model.targets {
+        let provider = &upstreams.config.providers[target.provider];
+        let Some(transform) = Transform::between(client.api, provider.kind) else {
+            continue;
+        };
+        usable += 1;
+        if !provider.is_configured() {
+            for var in &provider.missing_vars {
+                if !missing.contains(&var.as_str()) {
+                    missing.push(var);
+                }
+            }
+            continue;
+        }
+        log.attempts += 1;
+        log.provider = Some(provider.name.clone());
+        let body = transform.request(model_field::rewrite(
+            client.body,
+            client.field,
+            &target.upstream_model,
+        ));
+        let request = build_request(provider, client, body, &log.request_id).map_err(|e| {
+            ProxyError::AllTargetsFailed {
+                model: model.name.to_string(),
+                attempts: log.attempts,
+                last: e,
+            }
+        })?;
+        match attempt(upstreams, target.provider, request, log).await {
+            Ok(response) => {
+                return Ok(Forwarded {
+                    response,
+                    provider: provider.clone(),
+                    transform,
+                });
+            }
+            Err(Failed { failure, message }) => {
+                let fallback = !failure.is_ambiguous() || provider.retry_ambiguous;
+                log.attempt_failed(&provider.name, failure, fallback);
+                fallback_log(log, provider, &message);
+                if !fallback {
+                    last = format!(
+                        "{message}; not sent to another target because provider `{}` may have received it (set retry_ambiguous: true on it to allow)",
+                        provider.name
+                    );
+                    break;
+                }
+                last = message;
+            }
+        }
+    }
+    Err(if usable == 0 {
+        ProxyError::NoTargetForApi {
+            model: model.name.to_string(),
+            kind: client.api.kind(),
+        }
+    } else if log.attempts == 0 {
+        ProxyError::NotConfigured {
+            model: model.name.to_string(),
+            vars: missing.join(", "),
+        }
+    } else {
+        ProxyError::AllTargetsFailed {
+            model: model.name.to_string(),
+            attempts: log.attempts,
+            last,
+        }
+    })
+}
+
+/// Sends `request` to provider `index` and waits for the response headers.
+async fn attempt(
+    upstreams: &Upstreams,
+    index: usize,
+    request: Request<UpstreamBody>,
+    log: &mut RequestLog,
+) -> Result<Response<Incoming>, Failed> {
+    let provider = &upstreams.config.providers[index];
+    let http = &upstreams.clients[index];
+    let sent = Instant::now();
+    let result = tokio::time::timeout(provider.timeouts.first_byte, http.request(request)).await;
+    log.upstream_wait += sent.elapsed();
+    match result {
+        Ok(Ok(response)) => {
+            let status = response.status();
+            let failure = if status == StatusCode::TOO_MANY_REQUESTS {
+                UpstreamFailure::Status429
+            } else if status.is_server_error() {
+                UpstreamFailure::Status5xx
+            } else {
+                return Ok(response);
+            };
+            Err(Failed {
+                failure,
+                message: format!(
+                    "provider `{}` returned HTTP {}",
+                    provider.name,
+                    status.as_u16()
+                ),
+            })
+        }
+        Ok(Err(e)) => Err(Failed {
+            failure: if e.is_connect() {
+                UpstreamFailure::Connect
+            } else {
+                UpstreamFailure::Request
+            },
+            message: format!("provider `{}`: {}", provider.name, error_chain(&e)),
+        }),
+        Err(_) => Err(Failed {
+            failure: UpstreamFailure::Timeout,
+            message: format!(
+                "provider `{}` sent no response headers within {:?} (first_byte_timeout)",
+                provider.name, provider.timeouts.first_byte
+            ),
+        }),
+    }
+}
+
+fn build_request(
+    provider: &Provider,
+    client: &ClientRequest<'_>,
+    body: UpstreamBody,
+    request_id: &HeaderValue,
+) -> Result<Request<UpstreamBody>, String> {
+    let mut uri = String::with_capacity(provider.base_url.len() + 40);
+    uri.push_str(&provider.base_url);
+    uri.push_str(client.api.upstream_path());
+    if let Some(q) = client.query {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .body(body)
+        .map_err(|e| format!("cannot build the upstream URL: {e}"))?;
+    let h = request.headers_mut();
+    // A fresh header map: nothing of the client's goes upstream unless listed here, so the
+    // client's token (Authorization / x-api-key) never leaves the proxy.
+    h.insert(CONTENT_TYPE, APPLICATION_JSON);
+    h.insert(USER_AGENT, PROXY_USER_AGENT);
+    h.insert(X_REQUEST_ID, request_id.clone());
+    if let Some(accept) = client.headers.get(ACCEPT) {
+        h.insert(ACCEPT, accept.clone());
+    }
+    match provider.kind {
+        Kind::Anthropic => {
+            let version = client
+                .headers
+                .get(&ANTHROPIC_VERSION)
+                .cloned()
+                .unwrap_or(DEFAULT_ANTHROPIC_VERSION);
+            h.insert(ANTHROPIC_VERSION, version);
+            for beta in client.headers.get_all(&ANTHROPIC_BETA) {
+                h.append(ANTHROPIC_BETA, beta.clone());
+            }
+        }
+        Kind::Openai => {
+            if let Some(beta) = client.headers.get(&OPENAI_BETA) {
+                h.insert(OPENAI_BETA, beta.clone());
+            }
+        }
+    }
+    for (name, value) in &provider.headers {
+        if name != HOST && name != AUTHORIZATION {
+            h.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some((name, value)) = &provider.auth_header {
+        h.insert(name.clone(), value.clone());
+    }
+    Ok(request)
+}
+
+fn fallback_log(log: &RequestLog, provider: &Provider, why: &str) {
+    crate::log::warn("upstream attempt failed")
+        .str("request_id", log.request_id.to_str().unwrap_or("-"))
+        .str("provider", &provider.name)
+        .u64("attempt", u64::from(log.attempts))
+        .str("error", why)
+        .emit();
+}
+
+/// "client error (Connect): tcp connect error: Connection refused" rather than just the
+/// outermost "client error (Connect)".
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

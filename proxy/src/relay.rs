@@ -1,0 +1,271 @@
+//! The relay phase: turns the upstream response into the client's — hop-by-hop headers
+//! removed, timing and request-id headers added — and relays its body frame by frame with no
+//! buffering, with `: keepalive` comments while an SSE stream is silent and an idle timeout.
+//! Dropping the relay (the client went away) drops the upstream body, which cancels the
+//! upstream request; the request record goes with it and finishes.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::body::{BoxError, ResponseBody};
+use crate::forward::Forwarded;
+use crate::headers::{
+    HOP_BY_HOP, NO, PROXY_CONNECTION, SERVER_TIMING, UPSTREAM_PRIVATE, X_ACCEL_BUFFERING,
+    X_REQUEST_ID,
+};
+use crate::outcome::{Outcome, UpstreamFailure};
+use crate::request_log::RequestLog;
+
+/// The SSE comment sent while an upstream stream is silent.
+pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
+
+/// Turns the upstream response into the client response; the body is relayed as it comes.
+#[must_use]
+pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody> {
+    let Forwarded {
+        response,
+        provider,
+        transform,
+    } = forwarded;
+    let (mut parts, body) = response.into_parts();
+    strip_response_headers(&mut parts.headers);
+    parts.version = Version::default();
+    let sse = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let headers_after = log.started.elapsed();
+    let overhead = headers_after.saturating_sub(log.upstream_wait);
+    parts
+        .headers
+        .insert(SERVER_TIMING, server_timing(overhead, log.upstream_wait));
+    parts.headers.insert(X_REQUEST_ID, log.request_id.clone());
+    log.status = parts.status.as_u16();
+    log.headers_after = Some(headers_after);
+    log.provider = Some(provider.name.clone());
+    if sse {
+        log.mark_streamed();
+        // Proxies such as nginx buffer unless told not to.
+        parts.headers.insert(X_ACCEL_BUFFERING, NO);
+    }
+    // Keepalive bytes would break a declared length, so only length-less streams get them.
+    let keepalive_ok = sse && !parts.headers.contains_key(CONTENT_LENGTH);
+    let relay = RelayBody::new(
+        transform.response(body),
+        keepalive_ok,
+        provider.timeouts.keepalive,
+        provider.timeouts.idle,
+        log,
+    );
+    Response::from_parts(parts, ResponseBody::Relay(Box::new(relay)))
+}
+
+/// Removes hop-by-hop headers — the fixed list and any the upstream names in `Connection` or
+/// `Proxy-Connection` — and the upstream account's private headers.
+pub fn strip_response_headers(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = [CONNECTION, PROXY_CONNECTION]
+        .iter()
+        .flat_map(|h| headers.get_all(h))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP.iter().chain(&UPSTREAM_PRIVATE) {
+        headers.remove(*name);
+    }
+}
+
+fn server_timing(overhead: Duration, upstream: Duration) -> HeaderValue {
+    let value = format!(
+        "proxy;dur={:.3};desc=\"ai-proxy overhead\", upstream;dur={:.3};desc=\"upstream time to headers\"",
+        overhead.as_secs_f64() * 1000.0,
+        upstream.as_secs_f64() * 1000.0
+    );
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("proxy"))
+}
+
+/// Relays an upstream body.
+pub struct RelayBody {
+    inner: Incoming,
+    sse: bool,
+    keepalive: Duration,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+    last_in: Instant,
+    last_out: Instant,
+    /// Last bytes sent, to know whether we are between two SSE events.
+    tail: [u8; 4],
+    done: bool,
+    log: RequestLog,
+}
+
+impl RelayBody {
+    /// Wraps `inner`. `keepalive` of zero disables keepalive comments.
+    #[must_use]
+    pub fn new(
+        inner: Incoming,
+        sse: bool,
+        keepalive: Duration,
+        idle: Duration,
+        mut log: RequestLog,
+    ) -> Self {
+        // Until the body ends, a drop means the client went away (or shutdown cut it).
+        log.outcome = Outcome::ClientClosed;
+        let now = Instant::now();
+        let mut body = Self {
+            inner,
+            sse,
+            keepalive,
+            idle,
+            timer: Box::pin(tokio::time::sleep_until(now + idle)),
+            last_in: now,
+            last_out: now,
+            tail: *b"\n\n\n\n",
+            done: false,
+            log,
+        };
+        let next = body.next_deadline();
+        body.timer.as_mut().reset(next);
+        body
+    }
+
+    /// Whether the body has ended.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The upstream body's size hint.
+    #[must_use]
+    pub fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+
+    /// Inserting a comment inside an event would corrupt it, so keepalives go only after a
+    /// blank line (or before anything was sent).
+    fn at_event_boundary(&self) -> bool {
+        self.tail.ends_with(b"\n\n") || self.tail.ends_with(b"\r\r") || self.tail == *b"\r\n\r\n"
+    }
+
+    fn keepalive_enabled(&self) -> bool {
+        self.sse && !self.keepalive.is_zero()
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let idle = self.last_in + self.idle;
+        if self.keepalive_enabled() && self.at_event_boundary() {
+            idle.min(self.last_out + self.keepalive)
+        } else {
+            idle
+        }
+    }
+
+    fn note_data(&mut self, data: &Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        // Instant::now per chunk instead of resetting the timer per chunk: the timer is only
+        // moved when it fires, which keeps the per-chunk cost to a clock read.
+        let now = Instant::now();
+        self.last_in = now;
+        self.last_out = now;
+        self.log.usage.observe(data);
+        self.log.bytes_out += data.len() as u64;
+        if data.len() >= 4 {
+            self.tail.copy_from_slice(&data[data.len() - 4..]);
+        } else {
+            let n = data.len();
+            self.tail.copy_within(n.., 0);
+            self.tail[4 - n..].copy_from_slice(data);
+        }
+    }
+
+    /// Ends the body with `outcome`, noting an upstream failure if there was one.
+    fn end(&mut self, outcome: Outcome, failure: Option<(UpstreamFailure, String)>) {
+        self.done = true;
+        self.log.outcome = outcome;
+        if let Some((failure, message)) = failure {
+            if let Some(p) = self.log.provider.clone() {
+                self.log.upstream_failed(&p, failure);
+            }
+            self.log.error = Some(message);
+        }
+    }
+
+    /// The next frame to send: upstream data, a keepalive comment, or the end.
+    pub fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.note_data(data);
+                }
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let message = format!("upstream body: {e}");
+                this.end(
+                    Outcome::UpstreamError,
+                    Some((UpstreamFailure::Stream, message)),
+                );
+                return Poll::Ready(Some(Err(e.into())));
+            }
+            Poll::Ready(None) => {
+                this.end(Outcome::Complete, None);
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        this.poll_timer(cx)
+    }
+
+    /// The idle timeout and the keepalive comments, when the upstream is silent.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if now.duration_since(self.last_in) >= self.idle {
+                let idle = self.idle;
+                self.end(
+                    Outcome::IdleTimeout,
+                    Some((
+                        UpstreamFailure::IdleTimeout,
+                        format!("upstream sent nothing for {idle:?} (idle_timeout)"),
+                    )),
+                );
+                return Poll::Ready(Some(Err(
+                    format!("upstream sent nothing for {idle:?}").into()
+                )));
+            }
+            if self.keepalive_enabled()
+                && self.at_event_boundary()
+                && now.duration_since(self.last_out) >= self.keepalive
+            {
+                self.last_out = now;
+                self.log.bytes_out += KEEPALIVE.len() as u64;
+                let next = self.next_deadline();
+                self.timer.as_mut().reset(next);
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEPALIVE)))));
+            }
+            let next = self.next_deadline();
+            self.timer.as_mut().reset(next);
+        }
+        Poll::Pending
+    }
+}
