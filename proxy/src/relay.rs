@@ -217,6 +217,11 @@ impl RelayBody {
                 if let Some(data) = frame.data_ref() {
                     this.note_data(data);
                 }
+                // hyper stops polling a length-delimited body once its declared length is
+                // written, so the `None` below never comes: its last byte is its end.
+                if this.inner.is_end_stream() {
+                    this.end(Outcome::Complete, None);
+                }
                 return Poll::Ready(Some(Ok(frame)));
             }
             Poll::Ready(Some(Err(e))) => {

@@ -49,6 +49,10 @@ async fn routes_by_model_and_rewrites_only_the_model() {
         "{server_timing}"
     );
     assert_eq!(an.calls(), 0);
+    // A length-delimited answer read to its end is `complete`, not `client_closed`: hyper
+    // never polls past the declared length.
+    let line = proxy.wait_log("\"model\":\"fast\"");
+    assert!(line.contains("\"outcome\":\"complete\""), "{line}");
 
     let msg = r#"{"model":"claude","max_tokens":5,"messages":[]}"#;
     let resp = send(

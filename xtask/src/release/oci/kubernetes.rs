@@ -29,7 +29,7 @@ pub const PRESTOP_SECS: u64 = 5;
 pub const TERMINATION_MARGIN_SECS: u64 = 2;
 
 /// The proxy's source file that defines its default drain time.
-const PROXY_CONFIG_SOURCE: &str = "proxy/src/config/mod.rs";
+const PROXY_CONFIG_SOURCE: &str = "proxy/src/config/settings.rs";
 const DRAIN_CONST: &str = "pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 =";
 
 #[derive(Template)]
