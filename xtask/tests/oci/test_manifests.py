@@ -125,7 +125,7 @@ def test_rollout_and_shutdown_budget(docs):
     strategy = deployment["spec"]["strategy"]
     assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0
     pod = deployment["spec"]["template"]["spec"]
-    source = (ROOT / "proxy/src/config/mod.rs").read_text()
+    source = (ROOT / "proxy/src/config/settings.rs").read_text()
     drain = int(re.search(r"DEFAULT_SHUTDOWN_GRACE_SECS: u64 = (\d+);", source).group(1))
     prestop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert prestop > 0
