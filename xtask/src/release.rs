@@ -7,6 +7,7 @@ pub mod archive;
 pub mod binary;
 pub mod contents;
 pub mod elf;
+pub mod exit_codes;
 pub mod render;
 
 use std::path::{Path, PathBuf};
