@@ -35,7 +35,11 @@ pub const EXIT_CODES: [ExitCode; 16] = [
         "USAGE",
         "usage: unknown option, missing value, bad --engine/--bind/name, relative path",
     ),
-    code(2, "PRIVILEGE", "privileges: not root and no passwordless sudo"),
+    code(
+        2,
+        "PRIVILEGE",
+        "privileges: not root and no passwordless sudo",
+    ),
     code(
         3,
         "TOOLS",
@@ -56,7 +60,11 @@ pub const EXIT_CODES: [ExitCode; 16] = [
         "INPUT",
         "input: no valid port, end of input, or a confirmation declined",
     ),
-    code(7, "INTEGRITY", "integrity: the archive's sha256 does not match"),
+    code(
+        7,
+        "INTEGRITY",
+        "integrity: the archive's sha256 does not match",
+    ),
     code(
         8,
         "EXTRACT",
@@ -109,9 +117,11 @@ pub fn code_of(name: &str) -> u8 {
 /// The table as Markdown, for INSTALL.md and docs/installer.md.
 #[must_use]
 pub fn markdown_table() -> String {
+    use std::fmt::Write as _;
     let mut text = String::from("| Code | Meaning |\n| ---- | ------- |\n");
     for e in &EXIT_CODES {
-        text.push_str(&format!("| {} | {} |\n", e.code, e.meaning));
+        // Writing to a String cannot fail.
+        let _ = writeln!(text, "| {} | {} |", e.code, e.meaning);
     }
     text
 }
@@ -124,8 +134,15 @@ mod tests {
     fn codes_are_consecutive_and_named_once() {
         for (i, e) in EXIT_CODES.iter().enumerate() {
             assert_eq!(usize::from(e.code), i, "{e:?} out of order");
-            assert_eq!(e.name.is_empty(), e.code == 0, "{e:?}: only success has no name");
-            assert!(!e.meaning.contains('|'), "{e:?}: a '|' would split the Markdown row");
+            assert_eq!(
+                e.name.is_empty(),
+                e.code == 0,
+                "{e:?}: only success has no name"
+            );
+            assert!(
+                !e.meaning.contains('|'),
+                "{e:?}: a '|' would split the Markdown row"
+            );
         }
         let mut names: Vec<_> = EXIT_CODES.iter().map(|e| e.name).collect();
         names.sort_unstable();

@@ -7,8 +7,8 @@
 use anyhow::{Context, Result};
 use askama::Template;
 
-use super::contents::{Entry, CONTENTS};
-use super::exit_codes::{self, ExitCode, EXIT_CODES};
+use super::contents::{CONTENTS, Entry};
+use super::exit_codes::{self, EXIT_CODES, ExitCode};
 
 /// The values every template may use.
 #[derive(Debug, Clone)]
@@ -172,8 +172,7 @@ mod tests {
         }
     }
 
-    const DOCS_TABLE_START: &str =
-        "<!-- exit codes: rendered from xtask/src/release/exit_codes.rs; refresh with UPDATE_GOLDEN=1 cargo test -p xtask -->\n";
+    const DOCS_TABLE_START: &str = "<!-- exit codes: rendered from xtask/src/release/exit_codes.rs; refresh with UPDATE_GOLDEN=1 cargo test -p xtask -->\n";
     const DOCS_TABLE_END: &str = "<!-- end of exit codes -->\n";
 
     /// docs/installer.md carries the exit-code table rendered from `EXIT_CODES` between two
@@ -186,11 +185,14 @@ mod tests {
         let docs = std::fs::read_to_string(&path).unwrap();
         let (Some(start), Some(end)) = (docs.find(DOCS_TABLE_START), docs.find(DOCS_TABLE_END))
         else {
-            panic!("{} lacks the exit-code markers {DOCS_TABLE_START:?} … {DOCS_TABLE_END:?}", path.display());
+            panic!(
+                "{} lacks the exit-code markers {DOCS_TABLE_START:?} … {DOCS_TABLE_END:?}",
+                path.display()
+            );
         };
         let from = start + DOCS_TABLE_START.len();
         let rendered = exit_codes::markdown_table();
-        if &docs[from..end] == rendered {
+        if docs[from..end] == rendered {
             return;
         }
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -212,7 +214,12 @@ mod tests {
         for e in EXIT_CODES.iter().filter(|e| e.code != 0) {
             assert!(text.contains(&format!("readonly EX_{}={}\n", e.name, e.code)));
             // Header comment and --help.
-            assert_eq!(text.matches(&format!("{}  {}\n", e.padded(), e.meaning)).count(), 2, "{e:?}");
+            assert_eq!(
+                text.matches(&format!("{}  {}\n", e.padded(), e.meaning))
+                    .count(),
+                2,
+                "{e:?}"
+            );
         }
     }
 

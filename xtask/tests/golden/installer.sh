@@ -198,10 +198,11 @@ step() {
     printf '%s[%d/%d]%s %s\n' "$C_BOLD" "$STEP_NO" "$STEP_TOTAL" "$C_RESET" "$*"
 }
 
-# engine ARGS...: the container engine without the lock's descriptor 9, so a container's monitor
-# process (podman's conmon) cannot inherit it and hold the lock after this run ends.
+# engine ARGS...: the container engine without the lock's descriptor 9 (and 7 and 8, see main),
+# so a container's monitor process (podman's conmon) cannot inherit it and hold the lock after
+# this run ends.
 engine() {
-    "$ENGINE" "$@" 9>&-
+    "$ENGINE" "$@" 7>&- 8>&- 9>&-
 }
 
 need_cmd() {
@@ -478,7 +479,7 @@ select_engine() {
 # is_podman_shim: the 'docker' on PATH is podman (its --version says so).
 is_podman_shim() {
     local version
-    version=$(run_bounded 30 docker --version 2>/dev/null 9>&-) || return 1
+    version=$(run_bounded 30 docker --version 2>/dev/null 7>&- 8>&- 9>&-) || return 1
     [[ "$version" == *[Pp]odman* ]]
 }
 # run_bounded SECONDS CMD...: a hung daemon connection must not hang the installer.
@@ -495,9 +496,9 @@ run_bounded() {
 # engine_probe: the server's version; fails when the daemon (or podman's service) is unreachable.
 engine_probe() {
     if [[ "$ENGINE" == docker ]]; then
-        run_bounded 30 docker info --format '{{.ServerVersion}}' 9>&-
+        run_bounded 30 docker info --format '{{.ServerVersion}}' 7>&- 8>&- 9>&-
     else
-        run_bounded 30 podman info --format '{{.Version.Version}}' 9>&-
+        run_bounded 30 podman info --format '{{.Version.Version}}' 7>&- 8>&- 9>&-
     fi
 }
 check_archive() {
@@ -762,9 +763,27 @@ owned_private_dir() {
 # (a real, root-owned directory nobody else can write). Anything else may belong to another
 # user of a world-writable /tmp: refuse, naming it.
 check_build_dir() {
+    check_build_parents
     [[ -e "$BUILD_DIR" || -L "$BUILD_DIR" ]] || return 0
     owned_private_dir "$BUILD_DIR" ||
         die "$EX_EXTRACT" "$BUILD_DIR exists and is not a leftover of this installer: it is a $(describe_path "$BUILD_DIR"). It may belong to another user: check what it is and remove it, or set AI_PROXY_BUILD_DIR, then run again. Nothing was changed."
+}
+
+# check_build_parents: every directory above the build directory must be root's and either
+# writable by no one else or sticky (like /tmp). In a directory others can write without the
+# sticky bit, anyone can rename our directory away and put a link in its place at any moment,
+# and the engine's client, which re-reads the context path, would follow it.
+check_build_parents() {
+    local dir=$BUILD_DIR uid mode
+    while dir=$(dirname -- "$dir") && [[ -n "$dir" ]]; do
+        if [[ -d "$dir" ]]; then
+            read -r uid mode < <(stat -L -c '%u %a' -- "$dir") || break
+            if ((uid != 0 || ((8#$mode & 8#022) != 0 && (8#$mode & 8#1000) == 0))); then
+                die "$EX_EXTRACT" "the build directory's parent $dir is $(stat -L -c 'owned by %U (uid %u), mode %a' -- "$dir"): another user could rename $BUILD_DIR away and put a link in its place while the installer uses it. Set AI_PROXY_BUILD_DIR to a path under directories only root can write, or under a sticky one such as /tmp. Nothing was changed."
+            fi
+        fi
+        [[ "$dir" != / ]] || break
+    done
 }
 
 # fresh_build_dir: the build context is made by this run with mkdir -m 0700 and entered; every
@@ -994,6 +1013,7 @@ build_image() {
     [[ "$ENGINE" == podman ]] && args+=(--format docker)
     local log="$WORK_DIR/build.log" started
     started=$(now_ms)
+    journal build
     BUILD_STARTED=1
     # The context is the working directory: the build dir this run made and stands in.
     if ! engine "${args[@]}" . >"$log" 2>&1; then
@@ -1095,7 +1115,7 @@ deploy() {
             OLD_STOPPED=1
             # In its own session: a Ctrl-C or hang-up must not kill the client halfway through a
             # stop the engine goes on with; the rollback then starts the container again.
-            setsid -w "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$OLD_CONTAINER_ID" >>"$log" 2>&1 </dev/null 9>&- ||
+            setsid -w "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$OLD_CONTAINER_ID" >>"$log" 2>&1 </dev/null 7>&- 8>&- 9>&- ||
                 die "$EX_DEPLOY" "cannot stop the old container $NAME: $(tail -n 1 -- "$log")"
         fi
         OLD_RENAMED=1
@@ -1314,9 +1334,7 @@ restore_config() {
     for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do
         rm -f -- "$f"
     done
-    if [[ -n "$ENV_BACKUP" && -e "$ENV_BACKUP" ]]; then
-        mv -f -- "$ENV_BACKUP" "$CONFIG_DIR/.env" && sync -- "$CONFIG_DIR" && say "  restored $CONFIG_DIR/.env (PORT=$(env_port "$CONFIG_DIR/.env"))"
-    fi
+    [[ -z "$ENV_BACKUP" ]] || restore_env_backup "$ENV_BACKUP"
     ((CREATED_ENV)) && rm -f -- "$CONFIG_DIR/.env" && say "  removed the new $CONFIG_DIR/.env"
     ((CREATED_PROVIDERS)) && rm -f -- "$CONFIG_DIR/provider-config.yaml" && say "  removed the new $CONFIG_DIR/provider-config.yaml"
     if ((CREATED_CONFIG_DIR)) && [[ -d "$CONFIG_DIR" ]]; then
@@ -1369,6 +1387,7 @@ on_exit() {
     set +e
     trap - EXIT
     trap '' HUP INT TERM QUIT PIPE
+    restore_output
     # Changes made and no success recorded is a failure whatever $? says (bash can reach here
     # with 0, e.g. after a signal that interrupted a builtin).
     if ((CHANGED && !SUCCEEDED)); then
@@ -1378,13 +1397,26 @@ on_exit() {
     remove_build_dir
     exit "$code"
 }
+# restore_output: a trap runs inside whatever redirection the interrupted command had (e.g. a
+# build's output going to its log): its messages go to the run's own stdout and stderr, saved
+# by main as descriptors 7 and 8.
+restore_output() {
+    ((!OUTPUT_LOGGED)) || return 0
+    { true >&7 && true >&8; } 2>/dev/null && exec 1>&7 2>&8
+}
+OUTPUT_LOGGED=0
+
 on_signal() {
     trap '' HUP INT TERM QUIT PIPE
+    restore_output
     # After a hang-up or a closed reader every message would fail (and a write to a closed pipe
     # would raise SIGPIPE again): the rollback's messages go to a log in the lock directory.
     if [[ "$1" == HUP || "$1" == PIPE ]]; then
         if [[ -n "$LOCK_HELD" ]]; then
+            # One line for a terminal that may still be there (a write to a dead one just fails).
+            printf 'warning: interrupted by SIG%s during step %d; the rollback is logged in %s\n' "$1" "$STEP_NO" "$LOCK_DIR/$NAME.log" >&2 2>/dev/null
             exec >>"$LOCK_DIR/$NAME.log" 2>&1
+            OUTPUT_LOGGED=1
             say "---- $(date -u '+%Y-%m-%dT%H:%M:%SZ') pid $$: SIG$1 during step $STEP_NO; rolling back"
         else
             exec >/dev/null 2>&1
@@ -1513,11 +1545,14 @@ undo_interrupted() {
         say "  renamed $NAME-previous back to $NAME"
         cur=$prev
     fi
-    if [[ -n "$backup" ]]; then
-        mv -f -- "$backup" "$CONFIG_DIR/.env" && sync -- "$CONFIG_DIR" && say "  restored $CONFIG_DIR/.env (PORT=$(env_port "$CONFIG_DIR/.env"))"
+    [[ -z "$backup" ]] || restore_env_backup "$backup"
+    # Killed during the build, the journal cannot name the new image: the tag does.
+    if [[ -z "$new_image" && -n "$phase" ]]; then
+        new_image=$(engine image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null)
     fi
-    if [[ -n "$new_image" && "$new_image" != "$old_image" && "$(label_of image "$new_image")" == "$NAME" ]]; then
-        engine rmi -f "$new_image" >/dev/null 2>&1 && say "  removed the unfinished image"
+    if [[ -n "$new_image" && "$new_image" != "$old_image" && "$new_image" != "$tag_previous" &&
+        "$(label_of image "$new_image")" == "$NAME" ]]; then
+        engine rmi -f "$new_image" >/dev/null 2>&1 && say "  removed the unfinished image ${new_image:0:19}"
     fi
     [[ -z "$tag_previous" ]] || engine tag "$tag_previous" "$NAME:$VERSION" >/dev/null 2>&1
     if [[ -n "$cur" && "$old_running" == 1 && "$(engine container inspect --format '{{.State.Status}}' "$cur" 2>/dev/null)" != running ]]; then
@@ -1532,17 +1567,33 @@ undo_interrupted() {
 # root's) and the temporary files beside the configuration.
 remove_stale_temporaries() {
     local d
+    # check_build_dir has made sure it is absent or a leftover of ours.
+    if [[ -d "$BUILD_DIR" ]] && owned_private_dir "$BUILD_DIR"; then
+        remove_leftover_build_dir
+    fi
     for d in "${TMPDIR:-/tmp}/ai-proxy-install.$NAME".??????; do
         if owned_private_dir "$d"; then
             rm -rf -- "$d" && say "  removed ${d}, left by an interrupted run"
         fi
     done
     if [[ -d "$CONFIG_DIR" ]]; then
-        for d in "$CONFIG_DIR"/.env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
+        for d in "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
             [[ -f "$d" && ! -L "$d" ]] || continue
             rm -f -- "$d" && say "  removed $d, left by an interrupted run"
         done
     fi
+}
+
+# restore_env_backup BACKUP: the old .env back in place. Interrupted before its rename, .env is
+# still the old file (the backup is a hard link to it): then only the link goes.
+restore_env_backup() {
+    local env="$CONFIG_DIR/.env"
+    [[ -f "$1" && ! -L "$1" ]] || return 0
+    if [[ "$1" -ef "$env" ]]; then
+        rm -f -- "$1"
+    else
+        mv -f -- "$1" "$env" && sync -- "$CONFIG_DIR"
+    fi && say "  restored $env (PORT=$(env_port "$env"))"
 }
 
 # env_backup_leftover: the .env rollback copy a killed run left, if any.
@@ -1592,7 +1643,7 @@ uninstall() {
     confirm "Remove $what?" || die "$EX_INPUT" "not confirmed: nothing was removed."
     step "$EX_DEPLOY" "Remove"
     for name in ${containers[@]+"${containers[@]}"}; do
-        setsid -w "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$name" >/dev/null 2>&1 </dev/null 9>&-
+        setsid -w "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$name" >/dev/null 2>&1 </dev/null 7>&- 8>&- 9>&-
         engine rm -f "$name" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove container $name: try '$ENGINE rm -f $name'."
         say "  removed container $name"
     done
@@ -1618,7 +1669,7 @@ check_purge() {
     for f in "$CONFIG_DIR"/* "$CONFIG_DIR"/.[!.]* "$CONFIG_DIR"/..?*; do
         [[ -e "$f" || -L "$f" ]] || continue
         case "${f##*/}" in
-        .env | provider-config.yaml | .env.rollback.* | .env.?????? | .provider-config.yaml.??????)
+        .env | provider-config.yaml | .env.rollback.* | ..env.?????? | .provider-config.yaml.??????)
             [[ -f "$f" && ! -L "$f" ]] || extra+=("${f##*/}")
             ;;
         *) extra+=("${f##*/}") ;;
@@ -1634,7 +1685,7 @@ check_purge() {
 purge_config() {
     local f
     for f in "$CONFIG_DIR"/.env "$CONFIG_DIR"/provider-config.yaml "$CONFIG_DIR"/.env.rollback.* \
-        "$CONFIG_DIR"/.env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
+        "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
         [[ -f "$f" && ! -L "$f" ]] && rm -f -- "$f"
     done
     rmdir -- "$CONFIG_DIR" || die "$EX_DEPLOY" "cannot remove $CONFIG_DIR: something was added to it meanwhile."
@@ -1664,6 +1715,7 @@ main() {
     parse_args "$@"
     resolve_self
     ensure_root
+    exec 7>&1 8>&2
     trap on_exit EXIT
     trap 'on_signal HUP' HUP
     trap 'on_signal INT' INT

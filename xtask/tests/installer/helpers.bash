@@ -68,12 +68,27 @@ installer() {
 }
 
 # installer_in_background OUTFILE [ARGS...]: starts the installer itself (not a wrapper, so a
-# signal reaches it) in the background; INSTALLER_PID is its process.
+# signal reaches it) in the background, as the leader of its own process group (so a test can
+# signal the group, as a terminal's Ctrl-C does); INSTALLER_PID is its process. A watchdog kills
+# it after 300 s, so a hang fails the test instead of the suite.
 installer_in_background() {
     local out=$1
     shift
-    (exec env TMPDIR="$INSTALL_TMPDIR" "${INSTALLER:-$PKG/installer.sh}" --engine "$ENGINE" "$@" >"$out" 2>&1 </dev/null 3>&-) &
+    (exec setsid env TMPDIR="$INSTALL_TMPDIR" "${INSTALLER:-$PKG/installer.sh}" --engine "$ENGINE" "$@" >"$out" 2>&1 </dev/null 3>&-) &
     INSTALLER_PID=$!
+    watchdog "$INSTALLER_PID"
+}
+
+# watchdog PID [SECONDS]: SIGKILL for PID if it still runs after SECONDS (300).
+watchdog() {
+    (timeout "${2:-300}" tail --pid="$1" -f /dev/null >/dev/null 2>&1 || kill -KILL "$1" 2>/dev/null) 3>&- &
+}
+
+# wait_exit PID: sets CODE to its exit status (not a command substitution: a subshell cannot
+# wait for this shell's children).
+wait_exit() {
+    CODE=0
+    wait "$1" || CODE=$?
 }
 
 # installer_with_input TEXT [ARGS...]: TEXT is what the admin types.
@@ -283,7 +298,7 @@ remove_test_objects() {
     for n in "$AI_PROXY_NAME" "$AI_PROXY_NAME-new" "$AI_PROXY_NAME-previous" $(labelled_containers | awk '{print $1}'); do
         "$ENGINE" rm -f "$n" >/dev/null 2>&1 || true
     done
-    for id in $(image_ids); do
+    for id in $(image_ids) "$AI_PROXY_NAME-foreign:1"; do
         "$ENGINE" rmi -f "$id" >/dev/null 2>&1 || true
     done
     for id in "${HELD_PIDS[@]}"; do
