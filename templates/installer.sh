@@ -1576,7 +1576,7 @@ remove_dangling_images() {
     while IFS= read -r id; do
         [[ -n "$id" ]] || continue
         engine rmi "$id" >/dev/null 2>&1 && say "  removed the untagged image ${id:0:19} an interrupted run left"
-    done < <(engine images -a -q --no-trunc --filter "label=$LABEL_KEY=$NAME" --filter dangling=true 2>/dev/null | sort -u)
+    done < <(engine images -q --no-trunc --filter "label=$LABEL_KEY=$NAME" --filter dangling=true 2>/dev/null | sort -u)
 }
 
 # ---------------------------------------------------------------------------- uninstall
@@ -1592,7 +1592,9 @@ uninstall() {
     for name in "$NAME" "$NAME-new" "$NAME-previous"; do
         [[ -z "$(container_id "$name")" ]] || containers+=("$name")
     done
-    mapfile -t images < <(engine images -a -q --no-trunc --filter "label=$LABEL_KEY=$NAME" 2>/dev/null | sort -u)
+    # Top-level images, tagged or not; removing one removes its intermediate layers (Podman
+    # labels those too, and `images -a` would list them).
+    mapfile -t images < <(engine images -q --no-trunc --filter "label=$LABEL_KEY=$NAME" 2>/dev/null | sort -u)
     ((PURGE)) && check_purge
     say "  containers: ${containers[*]:-none}; images: ${#images[@]}; configuration: $([[ -d "$CONFIG_DIR" ]] && echo "$CONFIG_DIR" || echo none)"
     step "$EX_INPUT" "Confirm"

@@ -38,12 +38,17 @@ assert_one_install() {
         unique_names "lock-$delay"
         first=$(free_port)
         second=$(free_port)
-        AI_PROXY_LOCK_TIMEOUT=1 installer_in_background "$BATS_TEST_TMPDIR/a-$delay" --port "$first"
+        # The first run is held at its build until the second has finished, so the two overlap
+        # whatever the engine's speed (Podman installs in 2-3 s).
+        local pause="$BATS_TEST_TMPDIR/pause-$delay"
+        pausing_engine "$pause" build after
+        PATH="$pause/bin:$PATH" AI_PROXY_LOCK_TIMEOUT=1 installer_in_background "$BATS_TEST_TMPDIR/a-$delay" --port "$first"
         sleep "$delay"
         started=$(date +%s%N)
         AI_PROXY_LOCK_TIMEOUT=1 run installer --port "$second"
         code_b=$status
         elapsed=$((($(date +%s%N) - started) / 1000000))
+        touch "$pause/release"
         wait_exit "$INSTALLER_PID"
         code_a=$CODE
         # Whichever took the lock first installs; with no delay that may be either one.

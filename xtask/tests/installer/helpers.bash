@@ -134,12 +134,14 @@ wait_healthy() {
     return 1
 }
 
-# image_ids: every image of this test's install, found both by our label (also untagged and
-# intermediate ones) and by repository name (also one a broken label would hide), full ids.
+# image_ids: every top-level image of this test's install, tagged or not (an untagged one left
+# by a killed run too), found both by our label and by repository name (also one a missing
+# label would hide); full ids. Intermediate layers (`images -a`; Podman labels them too) go
+# with the image they belong to.
 image_ids() {
     {
-        "$ENGINE" images -a -q --no-trunc --filter "label=$LABEL_KEY=$AI_PROXY_NAME"
-        "$ENGINE" images -a --no-trunc --format '{{.ID}} {{.Repository}}' |
+        "$ENGINE" images -q --no-trunc --filter "label=$LABEL_KEY=$AI_PROXY_NAME"
+        "$ENGINE" images --no-trunc --format '{{.ID}} {{.Repository}}' |
             awk -v n="$AI_PROXY_NAME" '{ r = $2; sub(/^localhost\//, "", r); if (r == n) print $1 }'
     } 2>/dev/null | sed 's/^sha256://' | sort -u
 }
