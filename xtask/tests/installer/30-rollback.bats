@@ -5,11 +5,7 @@
 load helpers
 
 setup_file() {
-    unique_names base
-    export BASE_PORT
-    BASE_PORT=$(free_port)
-    installer --port "$BASE_PORT" >"$BATS_FILE_TMPDIR/base.out" 2>&1
-    echo $? >"$BATS_FILE_TMPDIR/base.status"
+    base_install_file
 }
 
 teardown_file() {
@@ -18,12 +14,7 @@ teardown_file() {
 
 # Each test starts from the base install, running and healthy, and records the host as it is.
 setup() {
-    unique_names base
-    [ "$(cat "$BATS_FILE_TMPDIR/base.status")" -eq 0 ] || { cat "$BATS_FILE_TMPDIR/base.out"; return 1; }
-    wait_healthy "$AI_PROXY_NAME" "$BASE_PORT"
-    BEFORE=$(host_state)
-    OLD_ID=$(container_field "$AI_PROXY_NAME" '{{.Id}}')
-    OLD_STARTED=$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')
+    base_install_ready
 }
 
 teardown() {
@@ -33,13 +24,6 @@ teardown() {
     if [[ -f "$BATS_TEST_TMPDIR/providers.orig" ]]; then
         cp -p "$BATS_TEST_TMPDIR/providers.orig" "$AI_PROXY_CONFIG_DIR/provider-config.yaml"
     fi
-}
-
-# never_stopped: the same container, started at the same moment (a stop and start would leave
-# RestartCount at 0 but move StartedAt).
-never_stopped() {
-    [ "$(container_field "$AI_PROXY_NAME" '{{.Id}}')" = "$OLD_ID" ]
-    [ "$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')" = "$OLD_STARTED" ]
 }
 
 # The previous container, the same one, serves again on its port; nothing else changed.

@@ -8,11 +8,7 @@
 load helpers
 
 setup_file() {
-    unique_names base
-    export BASE_PORT
-    BASE_PORT=$(free_port)
-    installer --port "$BASE_PORT" >"$BATS_FILE_TMPDIR/base.out" 2>&1
-    echo $? >"$BATS_FILE_TMPDIR/base.status"
+    base_install_file
 }
 
 teardown_file() {
@@ -21,12 +17,7 @@ teardown_file() {
 }
 
 setup() {
-    unique_names base
-    [ "$(cat "$BATS_FILE_TMPDIR/base.status")" -eq 0 ] || { cat "$BATS_FILE_TMPDIR/base.out"; return 1; }
-    wait_healthy "$AI_PROXY_NAME" "$BASE_PORT"
-    BEFORE=$(host_state)
-    OLD_ID=$(container_field "$AI_PROXY_NAME" '{{.Id}}')
-    OLD_STARTED=$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')
+    base_install_ready
 }
 
 # interrupt COMMAND ARG before|after SIGNAL [group]: an upgrade to a new port, paused at the
@@ -60,11 +51,6 @@ assert_rolled_back() {
     container_running "$AI_PROXY_NAME"
     wait_healthy "$AI_PROXY_NAME" "$BASE_PORT"
     assert_unchanged "$BEFORE"
-}
-
-never_stopped() {
-    [ "$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')" = "$OLD_STARTED" ] ||
-        { echo "the old container was restarted: StartedAt $OLD_STARTED -> $(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')"; return 1; }
 }
 
 @test "step 1 (pre-flight), SIGHUP: exits with its code, nothing to undo" {

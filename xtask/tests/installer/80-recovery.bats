@@ -9,11 +9,7 @@
 load helpers
 
 setup_file() {
-    unique_names base
-    export BASE_PORT
-    BASE_PORT=$(free_port)
-    installer --port "$BASE_PORT" >"$BATS_FILE_TMPDIR/base.out" 2>&1
-    echo $? >"$BATS_FILE_TMPDIR/base.status"
+    base_install_file
 }
 
 teardown_file() {
@@ -22,11 +18,7 @@ teardown_file() {
 }
 
 setup() {
-    unique_names base
-    [ "$(cat "$BATS_FILE_TMPDIR/base.status")" -eq 0 ] || { cat "$BATS_FILE_TMPDIR/base.out"; return 1; }
-    wait_healthy "$AI_PROXY_NAME" "$BASE_PORT"
-    BEFORE=$(host_state)
-    OLD_ID=$(container_field "$AI_PROXY_NAME" '{{.Id}}')
+    base_install_ready
 }
 
 # kill_at COMMAND ARG before|after: an upgrade to a new port, paused at the first

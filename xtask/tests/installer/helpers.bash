@@ -59,6 +59,37 @@ s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8); time.sleep(600)' "$1" >/dev/
 HELD_PIDS=()
 CLEANUP_DIRS=()
 
+# ---------------------------------------------------------------------------- a shared install
+
+# base_install_file: (setup_file) the running install the tests of one file start from, on
+# BASE_PORT; its output and status are kept for base_install_ready to check.
+base_install_file() {
+    unique_names base
+    export BASE_PORT
+    BASE_PORT=$(free_port)
+    installer --port "$BASE_PORT" >"$BATS_FILE_TMPDIR/base.out" 2>&1
+    echo $? >"$BATS_FILE_TMPDIR/base.status"
+}
+
+# base_install_ready: (setup) the shared install is healthy; BEFORE (host_state), OLD_ID and
+# OLD_STARTED record it as each test finds it.
+base_install_ready() {
+    unique_names base
+    [ "$(cat "$BATS_FILE_TMPDIR/base.status")" -eq 0 ] || { cat "$BATS_FILE_TMPDIR/base.out"; return 1; }
+    wait_healthy "$AI_PROXY_NAME" "$BASE_PORT"
+    BEFORE=$(host_state)
+    OLD_ID=$(container_field "$AI_PROXY_NAME" '{{.Id}}')
+    OLD_STARTED=$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')
+}
+
+# never_stopped: the shared install's container is the same one, started at the same moment (a
+# stop and start would leave RestartCount at 0 but move StartedAt).
+never_stopped() {
+    [ "$(container_field "$AI_PROXY_NAME" '{{.Id}}')" = "$OLD_ID" ]
+    [ "$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')" = "$OLD_STARTED" ] ||
+        { echo "the old container was restarted: StartedAt $OLD_STARTED -> $(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')"; return 1; }
+}
+
 # ---------------------------------------------------------------------------- running it
 
 # installer [ARGS...]: the installer under test with this test's overrides; stdin is /dev/null
