@@ -70,6 +70,30 @@ assert_one_install() {
     done
 }
 
+@test "the other order: the run started first is held before its lock, the one started 1 s later takes it and installs, the first exits with the lock code" {
+    local first second pause="$BATS_TEST_TMPDIR/pause" a_pid a_out="$BATS_TEST_TMPDIR/a" b_out="$BATS_TEST_TMPDIR/b"
+    first=$(free_port)
+    second=$(free_port)
+    # `dirname` runs once before the lock is taken (the installer finding its own directory).
+    pausing_command "$pause" dirname -- after
+    PATH="$pause/bin:$PATH" AI_PROXY_LOCK_TIMEOUT=1 installer_in_background "$a_out" --port "$first"
+    a_pid=$INSTALLER_PID
+    wait_for_file "$pause/paused"
+    sleep 1
+    installer_in_background "$b_out" --port "$second"
+    local i
+    for i in $(seq 1 600); do
+        grep -q '^\[3/11\]' "$b_out" && break
+        sleep 0.1
+    done
+    touch "$pause/release"
+    wait_exit "$a_pid"
+    [ "$CODE" -eq "$EX_LOCK" ] || { echo "first exited $CODE: $(cat "$a_out")"; return 1; }
+    wait_exit "$INSTALLER_PID"
+    [ "$CODE" -eq 0 ] || { echo "second exited $CODE: $(cat "$b_out")"; return 1; }
+    assert_one_install "$second"
+}
+
 @test "a second run waits for the first and then acts on its result: install, then an upgrade that was waiting" {
     local first second code_a
     first=$(free_port)
