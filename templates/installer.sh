@@ -27,31 +27,39 @@
 #
 # Environment:
 #   AI_PROXY_PORT             same as --port
-#   AI_PROXY_NAME             container and image name (default: ai-proxy)
+#   AI_PROXY_NAME             container and image name, and the ownership label's value
+#                             (default: ai-proxy)
 #   AI_PROXY_BUILD_DIR        build context, absolute path (default: /tmp/ai-proxy)
 #   AI_PROXY_CONFIG_DIR       configuration directory, absolute path (default: /srv/ai-proxy)
 #   AI_PROXY_HEALTH_TIMEOUT   seconds to wait for the container to become healthy (default: 60)
+#   AI_PROXY_LOCK_DIR         root-only directory of the per-name lock and journal
+#                             (default: /run/lock/ai-proxy)
+#   AI_PROXY_LOCK_TIMEOUT     seconds to wait for another run of the same name (default: 10)
 #   DOCKER_HOST               Docker daemon to use (docker's own variable, respected)
 #   CONTAINER_HOST            Podman service to use (podman's own variable, respected)
 #   NO_COLOR                  set and non-empty: no colours (colours only on a terminal anyway)
 #
-# Exit codes (also printed by --help; the same table is in INSTALL.md and docs/installer.md):
-#    0  success
-#    1  usage: unknown option, missing value, bad --engine/--bind/name, relative path
-#    2  privileges: not root and no passwordless sudo
-#    3  tools: a required command is missing
-#    4  engine: docker/podman missing or its daemon unreachable
-#    5  archive: missing, unreadable, or built for another platform
-#    6  input: no valid port, end of input, or a confirmation declined
-#    7  integrity: the archive's sha256 does not match
-#    8  extract: the archive holds something other than the 7 expected regular files
-#    9  config: cannot write the configuration, or the proxy rejects it
-#   10  dockerfile: EXPOSE/HEALTHCHECK ports cannot be rewritten and verified
-#   11  build: the image build failed
-#   12  deploy: the container could not be created, swapped in, or removed
-#   13  health: the container did not become healthy and answer /ping
-# A failure or SIGINT/SIGTERM after the integrity check rolls back and exits with the code of
-# the step that was running.
+# Exit codes (rendered from xtask/src/release/exit_codes.rs, like --help, INSTALL.md and
+# docs/installer.md):
+{% for e in exit_codes -%}
+#   {= e.padded() =}  {= e.meaning =}
+{% endfor -%}
+# A failure, or SIGHUP/SIGINT/SIGTERM/SIGQUIT/SIGPIPE, after the integrity check rolls back and
+# exits with the code of the step that was running. A run killed outright (SIGKILL, power loss)
+# is recovered by the next run, which says what it restored or completed.
+
+# Refuse an old or foreign shell before it parses anything it cannot run (POSIX sh from here to
+# `set`): arrays and `{fd}` redirections below need bash 4.2.
+if [ -z "${BASH_VERSION:-}" ]; then
+    echo "error: run this installer with bash (sudo bash $0), not sh." >&2
+    exit {= ex_tools =}
+fi
+case "$BASH_VERSION" in
+[0-3].* | 4.[01].*)
+    echo "error: this installer needs bash 4.2 or newer; this is bash $BASH_VERSION. Install a newer bash and run it as 'sudo bash $0'." >&2
+    exit {= ex_tools =}
+    ;;
+esac
 
 set -uo pipefail
 umask 077
@@ -64,22 +72,19 @@ readonly APP_GID="{= gid =}"
 readonly ARCHIVE_NAME="{= archive_name =}"
 readonly ARCHIVE_SHA256="{= archive_sha256 =}"
 
-readonly EX_USAGE=1
-readonly EX_PRIVILEGE=2
-readonly EX_TOOLS=3
-readonly EX_ENGINE=4
-readonly EX_ARCHIVE=5
-readonly EX_INPUT=6
-readonly EX_INTEGRITY=7
-readonly EX_EXTRACT=8
-readonly EX_CONFIG=9
-readonly EX_DOCKERFILE=10
-readonly EX_BUILD=11
-readonly EX_DEPLOY=12
-readonly EX_HEALTH=13
+{% for e in exit_codes -%}
+{% if !e.name.is_empty() -%}
+readonly EX_{= e.name =}={= e.code =}
+{% endif -%}
+{% endfor -%}
 
-# The archive must hold exactly these regular files at its top level.
-readonly EXPECTED_FILES=(ai-proxy Dockerfile .env.example provider-config.yaml README.md LICENSE INSTALL.md)
+# The archive must hold exactly these regular files at its top level, extracted with these modes
+# (rendered from xtask/src/release/contents.rs, the list the archive is built from).
+readonly EXPECTED_FILES=({% for f in files %}{= f.name =}{% if !loop.last %} {% endif %}{% endfor %})
+readonly EXPECTED_MODES=({% for f in files %}{= "{:o}"|format(f.mode) =}{% if !loop.last %} {% endif %}{% endfor %})
+# Every container and image this installer creates carries this label, valued with the install's
+# name; anything with our name but without it belongs to someone else and is never touched.
+readonly LABEL_KEY=io.github.ai-proxy.installer
 readonly MAX_PORT_ANSWERS=5
 readonly WANTED_NOFILE=65536
 readonly WANTED_NPROC=4096
@@ -99,17 +104,25 @@ NAME="${AI_PROXY_NAME:-ai-proxy}"
 BUILD_DIR="${AI_PROXY_BUILD_DIR:-/tmp/ai-proxy}"
 CONFIG_DIR="${AI_PROXY_CONFIG_DIR:-/srv/ai-proxy}"
 HEALTH_TIMEOUT="${AI_PROXY_HEALTH_TIMEOUT:-60}"
+LOCK_DIR="${AI_PROXY_LOCK_DIR:-/run/lock/ai-proxy}"
+LOCK_TIMEOUT="${AI_PROXY_LOCK_TIMEOUT:-10}"
 SELF=""
+LOCK_HELD=""
+JOURNAL=""
 ORIGINAL_ARGS=()
 STARTED_MS=0
 
-# What this run has done, read by the rollback.
+# What this run has done, read by the rollback. Each flag is set before the action it names,
+# so an interruption during the action is rolled back too; the rollback copes with the action
+# not having happened.
 CHANGED=0
+SUCCEEDED=0
 STEP_NO=0
 STEP_TOTAL=11
 STEP_CODE=$EX_ENGINE
 WORK_DIR=""
 CREATED_BUILD_DIR=0
+IN_BUILD_DIR=0
 CREATED_CONFIG_DIR=0
 CREATED_ENV=0
 CREATED_PROVIDERS=0
@@ -126,6 +139,7 @@ OLD_RUNNING=0
 OLD_PORT=""
 OLD_STOPPED=0
 OLD_RENAMED=0
+NEW_RENAMED=0
 RUN_OPTS=()
 
 # ---------------------------------------------------------------------------- output helpers
@@ -160,6 +174,13 @@ step() {
     STEP_NO=$((STEP_NO + 1))
     shift
     printf '%s[%d/%d]%s %s\n' "$C_BOLD" "$STEP_NO" "$STEP_TOTAL" "$C_RESET" "$*"
+}
+
+# engine ARGS...: the container engine without the lock's descriptor 9 (and 7 and 8, see main),
+# so a container's monitor process (podman's conmon) cannot inherit it and hold the lock after
+# this run ends.
+engine() {
+    "$ENGINE" "$@" 7>&- 8>&- 9>&-
 }
 
 need_cmd() {
@@ -216,39 +237,24 @@ Options:
 
 Environment:
   AI_PROXY_PORT             same as --port
-  AI_PROXY_NAME             container and image name (default: ai-proxy)
+  AI_PROXY_NAME             container and image name, and the ownership label's value
+                            (default: ai-proxy)
   AI_PROXY_BUILD_DIR        build context, absolute path (default: /tmp/ai-proxy)
   AI_PROXY_CONFIG_DIR       configuration directory, absolute path (default: /srv/ai-proxy)
   AI_PROXY_HEALTH_TIMEOUT   seconds to wait for a healthy container (default: 60)
+  AI_PROXY_LOCK_DIR         root-only directory of the per-name lock (default: /run/lock/ai-proxy)
+  AI_PROXY_LOCK_TIMEOUT     seconds to wait for another run of the same name (default: 10)
   DOCKER_HOST               Docker daemon to use (respected as docker does)
   CONTAINER_HOST            Podman service to use (respected as podman does)
   NO_COLOR                  non-empty: no colours (colours are only used on a terminal)
 
-Exit codes:
 EOF
-    exit_code_table
     cat <<'EOF'
-A failure or SIGINT/SIGTERM after the integrity check rolls back what the run changed
-and exits with the code of the step that was running.
-EOF
-}
-
-exit_code_table() {
-    cat <<EOF
-   0  success
-   ${EX_USAGE}  usage: unknown option, missing value, bad --engine/--bind/name, relative path
-   ${EX_PRIVILEGE}  privileges: not root and no passwordless sudo
-   ${EX_TOOLS}  tools: a required command is missing
-   ${EX_ENGINE}  engine: docker/podman missing or its daemon unreachable
-   ${EX_ARCHIVE}  archive: missing, unreadable, or built for another platform
-   ${EX_INPUT}  input: no valid port, end of input, or a confirmation declined
-   ${EX_INTEGRITY}  integrity: the archive's sha256 does not match
-   ${EX_EXTRACT}  extract: the archive holds something other than the 7 expected regular files
-   ${EX_CONFIG}  config: cannot write the configuration, or the proxy rejects it
-  ${EX_DOCKERFILE}  dockerfile: EXPOSE/HEALTHCHECK ports cannot be rewritten and verified
-  ${EX_BUILD}  build: the image build failed
-  ${EX_DEPLOY}  deploy: the container could not be created, swapped in, or removed
-  ${EX_HEALTH}  health: the container did not become healthy and answer /ping
+Exit codes:
+{% for e in exit_codes %}  {= e.padded() =}  {= e.meaning =}
+{% endfor %}A failure or a signal (HUP, INT, TERM, QUIT, PIPE) after the integrity check rolls back what
+the run changed and exits with the code of the step that was running. A killed run is
+recovered by the next one.
 EOF
 }
 
@@ -310,6 +316,9 @@ validate_settings() {
     check_path AI_PROXY_BUILD_DIR "$BUILD_DIR"
     check_path AI_PROXY_CONFIG_DIR "$CONFIG_DIR"
     [[ "$BUILD_DIR" != "$CONFIG_DIR" ]] || die "$EX_USAGE" "AI_PROXY_BUILD_DIR and AI_PROXY_CONFIG_DIR must differ."
+    check_path AI_PROXY_LOCK_DIR "$LOCK_DIR"
+    [[ "$LOCK_TIMEOUT" =~ ^(0|[1-9][0-9]{0,3})$ ]] ||
+        die "$EX_USAGE" "AI_PROXY_LOCK_TIMEOUT must be a number of seconds from 0 to 9999, not '$LOCK_TIMEOUT'."
     [[ "$HEALTH_TIMEOUT" =~ ^[1-9][0-9]{0,3}$ ]] ||
         die "$EX_USAGE" "AI_PROXY_HEALTH_TIMEOUT must be a number of seconds from 1 to 9999, not '$HEALTH_TIMEOUT'."
     if [[ -n "$ARCHIVE" && "$ARCHIVE" != /* ]]; then
@@ -376,12 +385,12 @@ ensure_root() {
             say "Not root: running again through passwordless sudo."
             local env_args=() var
             for var in AI_PROXY_PORT AI_PROXY_NAME AI_PROXY_BUILD_DIR AI_PROXY_CONFIG_DIR \
-                AI_PROXY_HEALTH_TIMEOUT DOCKER_HOST CONTAINER_HOST NO_COLOR; do
+                AI_PROXY_HEALTH_TIMEOUT AI_PROXY_LOCK_DIR AI_PROXY_LOCK_TIMEOUT DOCKER_HOST CONTAINER_HOST NO_COLOR; do
                 [[ -n "${!var+set}" ]] && env_args+=("$var=${!var}")
             done
-            exec sudo -n -- env "${env_args[@]}" bash "$SELF" --archive "$ARCHIVE" "${ORIGINAL_ARGS[@]}"
+            exec sudo -n -- env ${env_args[@]+"${env_args[@]}"} bash "$SELF" --archive "$ARCHIVE" ${ORIGINAL_ARGS[@]+"${ORIGINAL_ARGS[@]}"}
         fi
-        die "$EX_PRIVILEGE" "this installer needs root, and sudo asks for a password here: run 'sudo $SELF ${ORIGINAL_ARGS[*]}' yourself."
+        die "$EX_PRIVILEGE" "this installer needs root, and sudo asks for a password here: run 'sudo $SELF ${ORIGINAL_ARGS[*]-}' yourself."
     fi
     die "$EX_PRIVILEGE" "this installer needs root and sudo is not installed: run it as root (e.g. 'su -c \"$SELF\"')."
 }
@@ -391,9 +400,10 @@ check_tools() {
     for tool in tar gzip sed grep awk; do
         need_cmd "$tool" "$tool"
     done
-    for tool in sha256sum mktemp od tr sync stat sort; do
+    for tool in sha256sum mktemp od tr sync stat sort ls; do
         need_cmd "$tool" coreutils
     done
+    need_cmd setsid util-linux
     if ! command -v curl >/dev/null 2>&1 && ! command -v wget >/dev/null 2>&1; then
         die "$EX_TOOLS" "neither curl nor wget is installed; the health check needs one: apt-get install curl."
     fi
@@ -411,6 +421,14 @@ select_engine() {
     fi
     command -v "$ENGINE" >/dev/null 2>&1 ||
         die "$EX_ENGINE" "--engine $ENGINE was asked for but '$ENGINE' is not installed (Debian: apt-get install $([[ $ENGINE == docker ]] && echo docker.io || echo podman))."
+    # podman-docker installs a 'docker' that runs podman: docker's daemon checks and hints
+    # would be wrong for it, and Podman needs its own options (--format docker, health runs).
+    if [[ "$ENGINE" == docker ]] && is_podman_shim; then
+        command -v podman >/dev/null 2>&1 ||
+            die "$EX_ENGINE" "'docker' here is podman's docker shim (podman-docker) but podman itself is not on PATH: install podman."
+        ENGINE=podman
+        say "  'docker' is podman's docker shim (podman-docker): using podman"
+    fi
     local out
     if ! out=$(engine_probe 2>&1); then
         local hint="start it (e.g. 'systemctl start docker' or 'service docker start')"
@@ -421,6 +439,12 @@ select_engine() {
     say "  engine: $ENGINE ${out##*$'\n'}"
 }
 
+# is_podman_shim: the 'docker' on PATH is podman (its --version says so).
+is_podman_shim() {
+    local version
+    version=$(run_bounded 30 docker --version 2>/dev/null 7>&- 8>&- 9>&-) || return 1
+    [[ "$version" == *[Pp]odman* ]]
+}
 # run_bounded SECONDS CMD...: a hung daemon connection must not hang the installer.
 run_bounded() {
     local seconds=$1
@@ -435,12 +459,11 @@ run_bounded() {
 # engine_probe: the server's version; fails when the daemon (or podman's service) is unreachable.
 engine_probe() {
     if [[ "$ENGINE" == docker ]]; then
-        run_bounded 30 docker info --format '{{.ServerVersion}}'
+        run_bounded 30 docker info --format '{{.ServerVersion}}' 7>&- 8>&- 9>&-
     else
-        run_bounded 30 podman info --format '{{.Version.Version}}'
+        run_bounded 30 podman info --format '{{.Version.Version}}' 7>&- 8>&- 9>&-
     fi
 }
-
 check_archive() {
     [[ -f "$ARCHIVE" && -r "$ARCHIVE" ]] ||
         die "$EX_ARCHIVE" "release archive not found or unreadable: $ARCHIVE. Copy $ARCHIVE_NAME next to this installer, or pass --archive PATH."
@@ -458,16 +481,19 @@ preflight() {
     select_engine
     check_archive
     swap_accounting
+    check_config_dir
+    check_build_dir
+    check_ownership
+    recover_interrupted
     inspect_existing
 }
-
 # Docker ignores --memory-swap without swap accounting, so the RAM+swap cap would silently not
 # exist; say so instead of pretending.
 SWAP_LIMIT=1
 swap_accounting() {
     local supported=false
     if [[ "$ENGINE" == docker ]]; then
-        supported=$("$ENGINE" info --format '{{.SwapLimit}}' 2>/dev/null)
+        supported=$(engine info --format '{{.SwapLimit}}' 2>/dev/null)
     elif [[ -e /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes ]] ||
         compgen -G '/sys/fs/cgroup/*/memory.swap.max' >/dev/null; then
         supported=true
@@ -479,12 +505,12 @@ swap_accounting() {
 }
 
 inspect_existing() {
-    OLD_CONTAINER_ID=$("$ENGINE" container inspect --format '{{.Id}}' "$NAME" 2>/dev/null) || OLD_CONTAINER_ID=""
+    OLD_CONTAINER_ID=$(container_id "$NAME")
     [[ -n "$OLD_CONTAINER_ID" ]] || return 0
     local status image
-    status=$("$ENGINE" container inspect --format '{{.State.Status}}' "$OLD_CONTAINER_ID" 2>/dev/null)
-    image=$("$ENGINE" container inspect --format '{{.Config.Image}}' "$OLD_CONTAINER_ID" 2>/dev/null)
-    OLD_IMAGE_ID=$("$ENGINE" container inspect --format '{{.Image}}' "$OLD_CONTAINER_ID" 2>/dev/null)
+    status=$(engine container inspect --format '{{.State.Status}}' "$OLD_CONTAINER_ID" 2>/dev/null)
+    image=$(engine container inspect --format '{{.Config.Image}}' "$OLD_CONTAINER_ID" 2>/dev/null)
+    OLD_IMAGE_ID=$(engine container inspect --format '{{.Image}}' "$OLD_CONTAINER_ID" 2>/dev/null)
     [[ "$status" == running ]] && OLD_RUNNING=1
     OLD_PORT=$(published_port "$OLD_CONTAINER_ID")
     if ((!BIND_GIVEN)); then
@@ -494,9 +520,35 @@ inspect_existing() {
     say "  existing install: container $NAME ($image, $status${OLD_PORT:+, port $OLD_PORT})"
 }
 
+# container_id NAME: the full id of the container NAME, or nothing.
+container_id() {
+    engine container inspect --format '{{.Id}}' "$1" 2>/dev/null || true
+}
+
+# label_of container|image REF: the value of our label on REF (empty when it has none); fails
+# when REF does not exist.
+label_of() {
+    engine "$1" inspect --format "{{index .Config.Labels \"$LABEL_KEY\"}}" "$2" 2>/dev/null
+}
+
+# check_ownership: a container or image with our name that does not carry our label is someone
+# else's (another tool, another install's label): never replace, stop or delete it.
+check_ownership() {
+    local ref label
+    for ref in "$NAME" "$NAME-new" "$NAME-previous"; do
+        label=$(label_of container "$ref") || continue
+        [[ "$label" == "$NAME" ]] ||
+            die "$EX_FOREIGN" "a container named '$ref' exists but this installer did not create it for '$NAME' (label $LABEL_KEY=${label:-<none>}); it is left alone. Choose another name with AI_PROXY_NAME=<name>, or remove it yourself if it is yours ('$ENGINE rm $ref'). Nothing was changed."
+    done
+    if label=$(label_of image "$NAME:$VERSION"); then
+        [[ "$label" == "$NAME" ]] ||
+            die "$EX_FOREIGN" "an image named '$NAME:$VERSION' exists but this installer did not build it for '$NAME' (label $LABEL_KEY=${label:-<none>}); it is left alone. Choose another name with AI_PROXY_NAME=<name>, or remove it yourself if it is yours ('$ENGINE rmi $NAME:$VERSION'). Nothing was changed."
+    fi
+    return 0
+}
 # Parsed from JSON: podman's --format cannot range over this map the way docker's can.
 port_bindings() {
-    "$ENGINE" container inspect --format '{{json .HostConfig.PortBindings}}' "$1" 2>/dev/null |
+    engine container inspect --format '{{json .HostConfig.PortBindings}}' "$1" 2>/dev/null |
         grep -oE '"HostIp":"[^"]*","HostPort":"[0-9]+"' | head -n 1
 }
 
@@ -591,7 +643,9 @@ verify_archive() {
     step "$EX_INTEGRITY" "Verify the archive's sha256"
     [[ "$ARCHIVE_SHA256" =~ ^[0-9a-f]{64}$ ]] ||
         die "$EX_INTEGRITY" "this installer carries no valid digest ('$ARCHIVE_SHA256'): use the installer.sh written by 'cargo xtask release'."
-    WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ai-proxy-install.XXXXXX") ||
+    # Named for the install, so a later run of this name (holding the lock) knows any other
+    # such directory is a killed run's and removes it.
+    WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ai-proxy-install.$NAME.XXXXXX") ||
         die "$EX_INTEGRITY" "cannot create a temporary directory in ${TMPDIR:-/tmp}: check free space."
     # Verify and extract the same private copy, so the file cannot change in between.
     cp -- "$ARCHIVE" "$WORK_DIR/$ARCHIVE_NAME" || die "$EX_INTEGRITY" "cannot copy $ARCHIVE to $WORK_DIR: check free space."
@@ -633,13 +687,15 @@ extract_archive() {
     ((count == ${#EXPECTED_FILES[@]} && unique == count)) ||
         die "$EX_EXTRACT" "the archive holds $count entries ($unique distinct) but must hold exactly the ${#EXPECTED_FILES[@]} files ${EXPECTED_FILES[*]}."
     fresh_build_dir
-    tar -xzf "$copy" -C "$BUILD_DIR" --no-same-owner --no-same-permissions -- "${members[@]}" ||
+    # Into the working directory: fresh_build_dir entered it.
+    tar -xzf "$copy" -C . --no-same-owner --no-same-permissions -- "${members[@]}" ||
         die "$EX_EXTRACT" "extracting $ARCHIVE into $BUILD_DIR failed: check free space in $(dirname -- "$BUILD_DIR")."
-    for name in "${EXPECTED_FILES[@]}"; do
-        [[ -f "$BUILD_DIR/$name" && ! -L "$BUILD_DIR/$name" ]] || die "$EX_EXTRACT" "$name is missing from $BUILD_DIR after extraction."
-        chmod 0644 -- "$BUILD_DIR/$name"
+    local i
+    for i in "${!EXPECTED_FILES[@]}"; do
+        name=${EXPECTED_FILES[i]}
+        [[ -f "./$name" && ! -L "./$name" ]] || die "$EX_EXTRACT" "$name is missing from $BUILD_DIR after extraction."
+        chmod "${EXPECTED_MODES[i]}" -- "./$name"
     done
-    chmod 0755 -- "$BUILD_DIR/ai-proxy"
     say "  ${#EXPECTED_FILES[@]} files extracted"
 }
 
@@ -653,33 +709,90 @@ is_expected() {
 
 # A leftover build directory is removed only if it holds nothing but our files, so a mistaken
 # AI_PROXY_BUILD_DIR can never delete anything else.
-fresh_build_dir() {
-    if [[ -L "$BUILD_DIR" ]]; then
-        die "$EX_EXTRACT" "$BUILD_DIR is a symbolic link; remove it and run again."
-    fi
-    if [[ -e "$BUILD_DIR" ]]; then
-        local f
-        for f in "${EXPECTED_FILES[@]}"; do
-            rm -f -- "${BUILD_DIR:?}/$f"
-        done
-        rm -f -- "$BUILD_DIR"/.Dockerfile.??????
-        rmdir -- "$BUILD_DIR" 2>/dev/null ||
-            die "$EX_EXTRACT" "$BUILD_DIR exists and holds files that are not ours: remove it, or set AI_PROXY_BUILD_DIR, and run again."
-        say "  removed the build directory a previous run left"
-    fi
-    mkdir -m 0700 -- "$BUILD_DIR" 2>/dev/null || die "$EX_EXTRACT" "cannot create $BUILD_DIR: does $(dirname -- "$BUILD_DIR") exist?"
-    CREATED_BUILD_DIR=1
+# describe_path PATH: what PATH is, not following a link, for messages.
+describe_path() {
+    stat -c '%F owned by %U (uid %u), mode %a' -- "$1" 2>/dev/null || echo "missing"
 }
 
+# owned_private_dir PATH: a real directory (not a link), owned by root, writable by no one else.
+owned_private_dir() {
+    [[ -d "$1" && ! -L "$1" ]] || return 1
+    local uid mode
+    read -r uid mode < <(stat -c '%u %a' -- "$1") || return 1
+    ((uid == 0 && (8#$mode & 8#022) == 0))
+}
+
+# check_build_dir: before anything changes, the build path must be absent or a leftover of ours
+# (a real, root-owned directory nobody else can write). Anything else may belong to another
+# user of a world-writable /tmp: refuse, naming it.
+check_build_dir() {
+    check_build_parents
+    [[ -e "$BUILD_DIR" || -L "$BUILD_DIR" ]] || return 0
+    owned_private_dir "$BUILD_DIR" ||
+        die "$EX_EXTRACT" "$BUILD_DIR exists and is not a leftover of this installer: it is a $(describe_path "$BUILD_DIR"). It may belong to another user: check what it is and remove it, or set AI_PROXY_BUILD_DIR, then run again. Nothing was changed."
+}
+
+# check_build_parents: every directory above the build directory must be root's and either
+# writable by no one else or sticky (like /tmp). In a directory others can write without the
+# sticky bit, anyone can rename our directory away and put a link in its place at any moment,
+# and the engine's client, which re-reads the context path, would follow it.
+check_build_parents() {
+    local dir=$BUILD_DIR uid mode
+    while dir=$(dirname -- "$dir") && [[ -n "$dir" ]]; do
+        if [[ -d "$dir" ]]; then
+            read -r uid mode < <(stat -L -c '%u %a' -- "$dir") || break
+            if ((uid != 0 || ((8#$mode & 8#022) != 0 && (8#$mode & 8#1000) == 0))); then
+                die "$EX_EXTRACT" "the build directory's parent $dir is $(stat -L -c 'owned by %U (uid %u), mode %a' -- "$dir"): another user could rename $BUILD_DIR away and put a link in its place while the installer uses it. Set AI_PROXY_BUILD_DIR to a path under directories only root can write, or under a sticky one such as /tmp. Nothing was changed."
+            fi
+        fi
+        [[ "$dir" != / ]] || break
+    done
+}
+
+# fresh_build_dir: the build context is made by this run with mkdir -m 0700 and entered; every
+# later path in it is relative to the working directory, which no one can swap for a link (a
+# name in /tmp can be renamed or replaced at any moment; the directory we stand in cannot).
+fresh_build_dir() {
+    local parent expected
+    parent=$(cd -P -- "$(dirname -- "$BUILD_DIR")" 2>/dev/null && pwd -P) ||
+        die "$EX_EXTRACT" "$(dirname -- "$BUILD_DIR") does not exist: create it, or set AI_PROXY_BUILD_DIR."
+    expected="${parent%/}/$(basename -- "$BUILD_DIR")"
+    if [[ -e "$BUILD_DIR" || -L "$BUILD_DIR" ]]; then
+        remove_leftover_build_dir
+    fi
+    mkdir -m 0700 -- "$BUILD_DIR" 2>/dev/null ||
+        die "$EX_EXTRACT" "cannot create $BUILD_DIR (now: $(describe_path "$BUILD_DIR")): another user may have created it meanwhile. Nothing was extracted; check it, or set AI_PROXY_BUILD_DIR, and run again."
+    # Set after mkdir: a flag set before would let the rollback remove what another user made
+    # in the meantime. A run killed right here leaves an empty leftover the next run removes.
+    CREATED_BUILD_DIR=1
+    IN_BUILD_DIR=1
+    if ! cd -P -- "$BUILD_DIR" 2>/dev/null || [[ "$(pwd -P)" != "$expected" ]] || ! owned_private_dir . ||
+        [[ -n "$(ls -A .)" ]]; then
+        IN_BUILD_DIR=0
+        cd / || true
+        die "$EX_EXTRACT" "$BUILD_DIR was replaced while this run created it (now: $(describe_path "$BUILD_DIR")): another user is tampering with $(dirname -- "$BUILD_DIR"). Nothing was extracted. Set AI_PROXY_BUILD_DIR to a directory only root can write, and run again."
+    fi
+}
+
+# remove_leftover_build_dir: an interrupted run's build directory, checked again as it is
+# entered; only our files are removed by name, then the directory if that left it empty.
+remove_leftover_build_dir() {
+    check_build_dir
+    (cd -P -- "$BUILD_DIR" && owned_private_dir . && rm -f -- "${EXPECTED_FILES[@]}" .Dockerfile.??????) ||
+        die "$EX_EXTRACT" "cannot clean the leftover $BUILD_DIR: remove it yourself and run again."
+    rmdir -- "$BUILD_DIR" 2>/dev/null ||
+        die "$EX_EXTRACT" "$BUILD_DIR holds files this installer never writes: check them and remove the directory, or set AI_PROXY_BUILD_DIR, and run again."
+    say "  removed the build directory an interrupted run left"
+}
 # ---------------------------------------------------------------------------- step 5: configuration
 
 setup_config() {
     step "$EX_CONFIG" "Configuration in $CONFIG_DIR"
-    [[ ! -L "$CONFIG_DIR" ]] || die "$EX_CONFIG" "$CONFIG_DIR is a symbolic link; point AI_PROXY_CONFIG_DIR at the real directory."
+    check_config_dir
     if [[ ! -d "$CONFIG_DIR" ]]; then
         [[ -d "$(dirname -- "$CONFIG_DIR")" ]] || die "$EX_CONFIG" "$(dirname -- "$CONFIG_DIR") does not exist: create it first."
-        mkdir -m 0750 -- "$CONFIG_DIR" || die "$EX_CONFIG" "cannot create $CONFIG_DIR."
         CREATED_CONFIG_DIR=1
+        mkdir -m 0750 -- "$CONFIG_DIR" || die "$EX_CONFIG" "cannot create $CONFIG_DIR."
         chown "0:$APP_GID" -- "$CONFIG_DIR" || die "$EX_CONFIG" "cannot chown $CONFIG_DIR to root:$APP_GID."
         say "  created $CONFIG_DIR (0750 root:$APP_GID)"
     fi
@@ -689,22 +802,50 @@ setup_config() {
     check_readable "$CONFIG_DIR/provider-config.yaml"
 }
 
+# unsafe_path PATH dir|file: succeeds when PATH is a link, not of that kind, not root's, or
+# writable by group or others: then a local user could replace what the container reads.
+unsafe_path() {
+    [[ -L "$1" ]] && return 0
+    if [[ "$2" == dir ]]; then
+        [[ -d "$1" ]] || return 0
+    else
+        [[ -f "$1" ]] || return 0
+    fi
+    local uid mode
+    read -r uid mode < <(stat -c '%u %a' -- "$1") || return 0
+    ((uid != 0 || (8#$mode & 8#022) != 0))
+}
+
+# check_config_dir: an existing configuration directory and its files must be root's, writable
+# by no one else, and not links; otherwise refuse, naming the fix, before anything changes.
+check_config_dir() {
+    [[ -e "$CONFIG_DIR" || -L "$CONFIG_DIR" ]] || return 0
+    if unsafe_path "$CONFIG_DIR" dir; then
+        die "$EX_CONFIG" "$CONFIG_DIR is a $(describe_path "$CONFIG_DIR"): it holds the token and provider keys, so it must be a real directory of root's that no one else can write. Fix: chown root:$APP_GID $CONFIG_DIR && chmod 0750 $CONFIG_DIR (if it is a link, set AI_PROXY_CONFIG_DIR to the real directory), then run again. Nothing was changed."
+    fi
+    local f
+    for f in "$CONFIG_DIR/.env" "$CONFIG_DIR/provider-config.yaml"; do
+        [[ -e "$f" || -L "$f" ]] || continue
+        if unsafe_path "$f" file; then
+            die "$EX_CONFIG" "$f is a $(describe_path "$f"): it must be a regular file of root's that no one else can write. Fix: chown root:$APP_GID $f && chmod 0640 $f (replace a link with the file itself), then run again. Nothing was changed."
+        fi
+    done
+}
 setup_env_file() {
     local env="$CONFIG_DIR/.env" tmp token current
     if [[ ! -e "$env" ]]; then
+        # The token travels only through a pipe and builtins: never in an argv or environment
+        # that /proc shows to every local user.
         token=$(new_token) || die "$EX_CONFIG" "cannot read 32 random bytes from /dev/urandom."
         config_temp "$env"
         tmp=$TMP
-        sed -e "s/^AUTH_TOKEN=.*/AUTH_TOKEN=$token/" -e "s/^PORT=.*/PORT=$PORT/" -- "$BUILD_DIR/.env.example" >"$tmp" ||
-            die "$EX_CONFIG" "cannot write $tmp."
-        grep -q "^AUTH_TOKEN=$token\$" -- "$tmp" || printf 'AUTH_TOKEN=%s\n' "$token" >>"$tmp"
-        grep -q "^PORT=$PORT\$" -- "$tmp" || printf 'PORT=%s\n' "$PORT" >>"$tmp"
-        commit_file "$tmp" "$env" new
+        env_lines "$token" <./.env.example >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
+        token=""
         CREATED_ENV=1
+        commit_file "$tmp" "$env" new
         say "  wrote $env with a new random AUTH_TOKEN (32 bytes) and PORT=$PORT"
         return 0
     fi
-    [[ -f "$env" && ! -L "$env" ]] || die "$EX_CONFIG" "$env is not a regular file: fix it and run again."
     current=$(env_port "$env")
     if [[ "$current" == "$PORT" ]]; then
         say "  kept $env (PORT=$PORT already)"
@@ -712,11 +853,7 @@ setup_env_file() {
     fi
     config_temp "$env"
     tmp=$TMP
-    if grep -q '^PORT=' -- "$env"; then
-        sed -e "s/^PORT=.*/PORT=$PORT/" -- "$env" >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
-    else
-        { cat -- "$env" && printf 'PORT=%s\n' "$PORT"; } >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
-    fi
+    env_lines "" <"$env" >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
     # The old file stays reachable through a hard link, so a rollback restores it exactly.
     ENV_BACKUP="$CONFIG_DIR/.env.rollback.$$"
     ln -- "$env" "$ENV_BACKUP" || die "$EX_CONFIG" "cannot keep a rollback copy of $env in $CONFIG_DIR."
@@ -724,6 +861,25 @@ setup_env_file() {
     say "  changed PORT in $env from ${current:-unset} to $PORT; everything else kept"
 }
 
+# env_lines TOKEN < FILE: FILE with PORT set (appended if missing) and, when TOKEN is not empty,
+# AUTH_TOKEN set to it; shell builtins only, so neither value is ever a process argument.
+env_lines() {
+    local line have_token=0 have_port=0
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        if [[ -n "$1" && "$line" == AUTH_TOKEN=* ]]; then
+            line="AUTH_TOKEN=$1"
+            have_token=1
+        elif [[ "$line" == PORT=* ]]; then
+            line="PORT=$PORT"
+            have_port=1
+        fi
+        printf '%s\n' "$line"
+    done
+    if [[ -n "$1" ]] && ((!have_token)); then
+        printf 'AUTH_TOKEN=%s\n' "$1"
+    fi
+    ((have_port)) || printf 'PORT=%s\n' "$PORT"
+}
 setup_providers_file() {
     local file="$CONFIG_DIR/provider-config.yaml" tmp
     if [[ -e "$file" ]]; then
@@ -732,9 +888,9 @@ setup_providers_file() {
     fi
     config_temp "$file"
     tmp=$TMP
-    cat -- "$BUILD_DIR/provider-config.yaml" >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
-    commit_file "$tmp" "$file" new
+    cat -- ./provider-config.yaml >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
     CREATED_PROVIDERS=1
+    commit_file "$tmp" "$file" new
     say "  wrote $file from the template"
 }
 
@@ -790,12 +946,12 @@ check_readable() {
 
 rewrite_dockerfile() {
     step "$EX_DOCKERFILE" "Set port $PORT in the Dockerfile's EXPOSE and HEALTHCHECK"
-    local file="$BUILD_DIR/Dockerfile" tmp
-    tmp=$(mktemp -- "$BUILD_DIR/.Dockerfile.XXXXXX") || die "$EX_DOCKERFILE" "cannot create a temporary file in $BUILD_DIR."
+    local file=./Dockerfile tmp
+    tmp=$(mktemp -- ./.Dockerfile.XXXXXX) || die "$EX_DOCKERFILE" "cannot create a temporary file in $BUILD_DIR."
     TMP_FILES+=("$tmp")
     sed -E -e "s|^EXPOSE[[:space:]]+[0-9]+(/tcp)?[[:space:]]*\$|EXPOSE $PORT|" \
         -e "/^HEALTHCHECK /s|(\"--port\",[[:space:]]*\")[0-9]+\"|\\1$PORT\"|" -- "$file" >"$tmp" ||
-        die "$EX_DOCKERFILE" "cannot rewrite $file."
+        die "$EX_DOCKERFILE" "cannot rewrite $BUILD_DIR/Dockerfile."
     local expose health
     expose=$(grep -c '^EXPOSE ' -- "$tmp")
     health=$(grep -c '^HEALTHCHECK ' -- "$tmp")
@@ -805,7 +961,7 @@ rewrite_dockerfile() {
         die "$EX_DOCKERFILE" "EXPOSE and HEALTHCHECK could not both be set to port $PORT; the Dockerfile lines are: $(grep -E '^(EXPOSE|HEALTHCHECK) ' -- "$tmp" | tr '\n' ' ')"
     fi
     if ! chmod 0644 -- "$tmp" || ! mv -f -- "$tmp" "$file"; then
-        die "$EX_DOCKERFILE" "cannot replace $file."
+        die "$EX_DOCKERFILE" "cannot replace $BUILD_DIR/Dockerfile."
     fi
     say "  EXPOSE $PORT; HEALTHCHECK probes port $PORT"
 }
@@ -814,21 +970,23 @@ rewrite_dockerfile() {
 
 build_image() {
     step "$EX_BUILD" "Build image $NAME:$VERSION from $BUILD_DIR"
-    TAG_PREVIOUS_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null) || TAG_PREVIOUS_ID=""
-    local args=(build --tag "$NAME:$VERSION" --label "io.github.ai-proxy.installer=$NAME")
+    TAG_PREVIOUS_ID=$(engine image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null) || TAG_PREVIOUS_ID=""
+    local args=(build --tag "$NAME:$VERSION" --label "$LABEL_KEY=$NAME")
     # Podman's default OCI format has no HEALTHCHECK: it would be dropped silently.
     [[ "$ENGINE" == podman ]] && args+=(--format docker)
     local log="$WORK_DIR/build.log" started
     started=$(now_ms)
+    journal build
     BUILD_STARTED=1
-    if ! "$ENGINE" "${args[@]}" "$BUILD_DIR" >"$log" 2>&1; then
+    # The context is the working directory: the build dir this run made and stands in.
+    if ! engine "${args[@]}" . >"$log" 2>&1; then
         tail -n 30 -- "$log" >&2
         die "$EX_BUILD" "'$ENGINE build' failed (last lines above): fix the cause and run again; the running install, if any, was not touched."
     fi
-    NEW_IMAGE_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null) ||
+    NEW_IMAGE_ID=$(engine image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null) ||
         die "$EX_BUILD" "the build succeeded but image $NAME:$VERSION cannot be inspected."
     local healthcheck
-    healthcheck=$("$ENGINE" image inspect --format '{{json .Config.Healthcheck}}' "$NAME:$VERSION" 2>/dev/null)
+    healthcheck=$(engine image inspect --format '{{json .Config.Healthcheck}}' "$NAME:$VERSION" 2>/dev/null)
     [[ "$healthcheck" == *"\"$PORT\""* ]] ||
         die "$EX_BUILD" "image $NAME:$VERSION has no HEALTHCHECK for port $PORT ($healthcheck): the engine dropped it."
     say "  built ${NEW_IMAGE_ID:0:19} in $(format_ms $(($(now_ms) - started)))"
@@ -841,7 +999,7 @@ build_image() {
 check_config() {
     step "$EX_CONFIG" "Check the configuration with the new image"
     local out
-    if ! out=$("$ENGINE" run --rm --network none --no-healthcheck "${RUN_OPTS[@]}" "$NAME:$VERSION" check-config --config-dir /app/config 2>&1); then
+    if ! out=$(engine run --rm --label "$LABEL_KEY=$NAME" --network none --no-healthcheck "${RUN_OPTS[@]}" "$NAME:$VERSION" check-config --config-dir /app/config 2>&1); then
         printf '%s\n' "$out" | grep -v 'systemd' | tail -n 40 | sed 's/^/  | /' >&2
         die "$EX_CONFIG" "ai-proxy rejects the configuration in $CONFIG_DIR (its message is above): fix the file and line it names, then run again. Nothing else was changed."
     fi
@@ -903,9 +1061,12 @@ publish_spec() {
 deploy() {
     step "$EX_DEPLOY" "Start the container${OLD_CONTAINER_ID:+ (swap: old one stops, new one starts)}"
     remove_stale "$NAME-new"
+    [[ -z "$OLD_CONTAINER_ID" ]] || remove_stale "$NAME-previous"
     local log="$WORK_DIR/engine.log"
+    # A run killed from here on is finished or undone by the next one (recover_interrupted).
+    journal swap
     CREATE_STARTED=1
-    NEW_CONTAINER_ID=$("$ENGINE" create --name "$NAME-new" "${RUN_OPTS[@]}" \
+    NEW_CONTAINER_ID=$(engine create --name "$NAME-new" --label "$LABEL_KEY=$NAME" "${RUN_OPTS[@]}" \
         -p "$(publish_spec)" \
         --restart unless-stopped \
         --log-driver json-file --log-opt max-size=10m --log-opt max-file=3 \
@@ -913,32 +1074,32 @@ deploy() {
     [[ -n "$NEW_CONTAINER_ID" ]] || { tail -n 20 -- "$log" >&2; die "$EX_DEPLOY" "'$ENGINE create' failed (above): nothing was swapped; the old install is untouched."; }
     SWAP_STARTED_MS=$(now_ms)
     if [[ -n "$OLD_CONTAINER_ID" ]]; then
-        remove_stale "$NAME-previous"
         if ((OLD_RUNNING)); then
-            "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$OLD_CONTAINER_ID" >>"$log" 2>&1 ||
-                die "$EX_DEPLOY" "cannot stop the old container $NAME: $(tail -n 1 -- "$log")"
             OLD_STOPPED=1
+            # In its own session: a Ctrl-C or hang-up must not kill the client halfway through a
+            # stop the engine goes on with; the rollback then starts the container again.
+            setsid -w "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$OLD_CONTAINER_ID" >>"$log" 2>&1 </dev/null 7>&- 8>&- 9>&- ||
+                die "$EX_DEPLOY" "cannot stop the old container $NAME: $(tail -n 1 -- "$log")"
         fi
-        "$ENGINE" rename "$OLD_CONTAINER_ID" "$NAME-previous" >>"$log" 2>&1 ||
-            die "$EX_DEPLOY" "cannot rename the old container: $(tail -n 1 -- "$log")"
         OLD_RENAMED=1
+        engine rename "$OLD_CONTAINER_ID" "$NAME-previous" >>"$log" 2>&1 ||
+            die "$EX_DEPLOY" "cannot rename the old container: $(tail -n 1 -- "$log")"
     fi
-    "$ENGINE" rename "$NEW_CONTAINER_ID" "$NAME" >>"$log" 2>&1 ||
+    NEW_RENAMED=1
+    engine rename "$NEW_CONTAINER_ID" "$NAME" >>"$log" 2>&1 ||
         die "$EX_DEPLOY" "cannot rename the new container to $NAME: $(tail -n 1 -- "$log")"
-    "$ENGINE" start "$NEW_CONTAINER_ID" >>"$log" 2>&1 ||
+    engine start "$NEW_CONTAINER_ID" >>"$log" 2>&1 ||
         die "$EX_DEPLOY" "cannot start the new container: $(grep -v systemd -- "$log" | tail -n 3)"
     say "  started ${NEW_CONTAINER_ID:0:12} ($(publish_spec))"
 }
-
 SWAP_STARTED_MS=0
 
 # A container of this name that is not the one we know about is debris of an interrupted run.
 remove_stale() {
-    "$ENGINE" container inspect "$1" >/dev/null 2>&1 || return 0
+    engine container inspect "$1" >/dev/null 2>&1 || return 0
     say "  removing container $1 left by an interrupted run"
-    "$ENGINE" rm -f "$1" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove the stale container $1: remove it with '$ENGINE rm -f $1'."
+    engine rm -f "$1" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove the stale container $1: remove it with '$ENGINE rm -f $1'."
 }
-
 # ---------------------------------------------------------------------------- step 10: health
 
 ping_host() {
@@ -961,7 +1122,7 @@ ping_ok() {
 
 # container_state ID: "status restart-count health"
 container_state() {
-    "$ENGINE" container inspect --format '{{.State.Status}} {{.RestartCount}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1" 2>/dev/null
+    engine container inspect --format '{{.State.Status}} {{.RestartCount}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1" 2>/dev/null
 }
 
 # wait_healthy ID PORT RESTARTS: until the engine says healthy and /ping answers from the host,
@@ -977,7 +1138,7 @@ wait_healthy() {
             FIRST_PING_MS=$(now_ms)
         fi
         # Without systemd, podman runs no health check unless asked.
-        [[ "$ENGINE" == podman ]] && podman healthcheck run "$id" >/dev/null 2>&1
+        [[ "$ENGINE" == podman ]] && engine healthcheck run "$id" >/dev/null 2>&1
         read -r status restarts health < <(container_state "$id")
         if [[ "$status" != running ]] || ((${restarts:-0} > base)); then
             HEALTH_PROBLEM="the container is ${status:-gone} after ${restarts:-?} restarts: the proxy exited"
@@ -1010,6 +1171,8 @@ wait_for_health() {
         die "$EX_HEALTH" "the new container failed its health check: $HEALTH_PROBLEM. Its last log lines above usually name the problem (e.g. a configuration error): fix it and run again."
     fi
     say "  healthy; http://$(ping_host):$PORT/ping answers"
+    # From here a killed run is completed by the next one, not undone.
+    journal committed
     if [[ -n "$OLD_CONTAINER_ID" ]]; then
         UPGRADE_OUTAGE_MS=$((FIRST_PING_MS - SWAP_STARTED_MS))
         say "  upgrade outage: $(format_ms "$UPGRADE_OUTAGE_MS") (old container stopped until the new one answered /ping)"
@@ -1021,11 +1184,11 @@ diagnostics() {
     local id=$1
     {
         say "---- diagnostics for $NAME ($ENGINE)"
-        say "state: $("$ENGINE" container inspect --format 'status={{.State.Status}} exit-code={{.State.ExitCode}} restarts={{.RestartCount}} error={{.State.Error}} health={{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null)"
+        say "state: $(engine container inspect --format 'status={{.State.Status}} exit-code={{.State.ExitCode}} restarts={{.RestartCount}} error={{.State.Error}} health={{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null)"
         say "health log:"
-        "$ENGINE" container inspect --format '{{if .State.Health}}{{range .State.Health.Log}}  exit {{.ExitCode}}: {{.Output}}{{println}}{{end}}{{end}}' "$id" 2>/dev/null | tail -n 5
+        engine container inspect --format '{{if .State.Health}}{{range .State.Health.Log}}  exit {{.ExitCode}}: {{.Output}}{{println}}{{end}}{{end}}' "$id" 2>/dev/null | tail -n 5
         say "last log lines:"
-        "$ENGINE" logs --tail 30 "$id" 2>&1 | sed 's/^/  | /'
+        engine logs --tail 30 "$id" 2>&1 | sed 's/^/  | /'
         say "----"
     } >&2
 }
@@ -1037,17 +1200,24 @@ finish() {
     CHANGED=0
     step "$EX_DEPLOY" "Clean up"
     if [[ -n "$OLD_CONTAINER_ID" ]]; then
-        "$ENGINE" rm -f "$OLD_CONTAINER_ID" >/dev/null 2>&1 || warn "could not remove the previous container $NAME-previous: '$ENGINE rm -f $NAME-previous'."
+        engine rm -f "$OLD_CONTAINER_ID" >/dev/null 2>&1 || warn "could not remove the previous container $NAME-previous: '$ENGINE rm -f $NAME-previous'."
     fi
-    if [[ -n "$OLD_IMAGE_ID" && "$OLD_IMAGE_ID" != "$NEW_IMAGE_ID" ]]; then
-        "$ENGINE" rmi "$OLD_IMAGE_ID" >/dev/null 2>&1 || warn "kept the previous image ${OLD_IMAGE_ID:0:19}: it is still in use or tagged elsewhere."
-    fi
+    remove_our_image "$OLD_IMAGE_ID" "$NEW_IMAGE_ID"
     [[ -z "$ENV_BACKUP" ]] || rm -f -- "$ENV_BACKUP"
     ENV_BACKUP=""
+    rm -f -- "$JOURNAL"
     remove_build_dir
+    SUCCEEDED=1
     print_summary
 }
 
+# remove_our_image ID [KEEP]: removes image ID if it carries our label and is not KEEP; an image
+# still in use or tagged elsewhere stays, with a warning.
+remove_our_image() {
+    [[ -n "$1" && "$1" != "${2:-}" ]] || return 0
+    [[ "$(label_of image "$1")" == "$NAME" ]] || return 0
+    engine rmi "$1" >/dev/null 2>&1 || warn "kept the previous image ${1:0:19}: it is still in use or tagged elsewhere."
+}
 print_summary() {
     local e=$ENGINE host
     host=$(ping_host)
@@ -1079,9 +1249,16 @@ EOF
     fi
 }
 
+# remove_build_dir: our files by name from the directory we stand in, then the directory itself
+# (rmdir removes neither a link nor anything another user put there); and the private temp dir.
 remove_build_dir() {
-    if ((CREATED_BUILD_DIR)) && [[ -d "$BUILD_DIR" && ! -L "$BUILD_DIR" ]]; then
-        rm -rf -- "${BUILD_DIR:?}"
+    if ((IN_BUILD_DIR)); then
+        rm -f -- "${EXPECTED_FILES[@]}" .Dockerfile.??????
+        cd / || true
+        IN_BUILD_DIR=0
+    fi
+    if ((CREATED_BUILD_DIR)); then
+        rmdir -- "$BUILD_DIR" 2>/dev/null || warn "left $BUILD_DIR ($(describe_path "$BUILD_DIR")): it is not the empty directory this run made; the next run checks it."
         CREATED_BUILD_DIR=0
     fi
     if [[ -n "$WORK_DIR" && -d "$WORK_DIR" ]]; then
@@ -1089,7 +1266,6 @@ remove_build_dir() {
         WORK_DIR=""
     fi
 }
-
 # ---------------------------------------------------------------------------- rollback
 
 # Undo in reverse order. The configuration is restored before the old container starts, because
@@ -1099,30 +1275,32 @@ rollback() {
     # A signal can land after the engine acted but before its answer was stored: then the
     # names tell what this run made (stale ones were removed before it started).
     if ((CREATE_STARTED)) && [[ -z "$NEW_CONTAINER_ID" ]]; then
-        NEW_CONTAINER_ID=$("$ENGINE" container inspect --format '{{.Id}}' "$NAME-new" 2>/dev/null)
+        NEW_CONTAINER_ID=$(container_id "$NAME-new")
+        if [[ -z "$NEW_CONTAINER_ID" ]] && ((NEW_RENAMED)); then
+            NEW_CONTAINER_ID=$(container_id "$NAME")
+            [[ "$NEW_CONTAINER_ID" != "$OLD_CONTAINER_ID" ]] || NEW_CONTAINER_ID=""
+        fi
     fi
     if ((BUILD_STARTED)) && [[ -z "$NEW_IMAGE_ID" ]]; then
-        NEW_IMAGE_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null)
+        NEW_IMAGE_ID=$(engine image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null)
     fi
     if [[ -n "$NEW_CONTAINER_ID" ]]; then
-        "$ENGINE" rm -f "$NEW_CONTAINER_ID" >/dev/null 2>&1 && say "  removed the new container"
+        engine rm -f "$NEW_CONTAINER_ID" >/dev/null 2>&1 && say "  removed the new container"
     fi
     restore_config
     restore_old_container
     restore_images
+    rm -f -- "$JOURNAL"
 }
-
 restore_config() {
     local f
-    for f in "${TMP_FILES[@]}"; do
+    for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do
         rm -f -- "$f"
     done
-    if [[ -n "$ENV_BACKUP" && -e "$ENV_BACKUP" ]]; then
-        mv -f -- "$ENV_BACKUP" "$CONFIG_DIR/.env" && sync -- "$CONFIG_DIR" && say "  restored $CONFIG_DIR/.env (PORT=$(env_port "$CONFIG_DIR/.env"))"
-    fi
+    [[ -z "$ENV_BACKUP" ]] || restore_env_backup "$ENV_BACKUP"
     ((CREATED_ENV)) && rm -f -- "$CONFIG_DIR/.env" && say "  removed the new $CONFIG_DIR/.env"
     ((CREATED_PROVIDERS)) && rm -f -- "$CONFIG_DIR/provider-config.yaml" && say "  removed the new $CONFIG_DIR/provider-config.yaml"
-    if ((CREATED_CONFIG_DIR)); then
+    if ((CREATED_CONFIG_DIR)) && [[ -d "$CONFIG_DIR" ]]; then
         if rmdir -- "$CONFIG_DIR" 2>/dev/null; then
             say "  removed $CONFIG_DIR"
         else
@@ -1130,31 +1308,40 @@ restore_config() {
         fi
     fi
 }
-
 restore_old_container() {
     [[ -n "$OLD_CONTAINER_ID" ]] || return 0
+    local name
     if ((OLD_RENAMED)); then
-        "$ENGINE" rename "$OLD_CONTAINER_ID" "$NAME" >/dev/null 2>&1 || warn "could not rename $NAME-previous back to $NAME: '$ENGINE rename $NAME-previous $NAME'."
+        name=$(engine container inspect --format '{{.Name}}' "$OLD_CONTAINER_ID" 2>/dev/null)
+        if [[ "${name#/}" != "$NAME" ]]; then
+            engine rename "$OLD_CONTAINER_ID" "$NAME" >/dev/null 2>&1 || warn "could not rename $NAME-previous back to $NAME: '$ENGINE rename $NAME-previous $NAME'."
+        fi
     fi
     ((OLD_STOPPED)) || return 0
-    if ! "$ENGINE" start "$OLD_CONTAINER_ID" >/dev/null 2>&1; then
-        warn "could not start the previous container again: '$ENGINE start $NAME' and '$ENGINE logs $NAME'."
-        return 0
-    fi
-    if wait_healthy "$OLD_CONTAINER_ID" "$OLD_PORT" "$("$ENGINE" container inspect --format '{{.RestartCount}}' "$OLD_CONTAINER_ID" 2>/dev/null || echo 0)"; then
-        say "  the previous container serves again on port $OLD_PORT"
-    else
-        warn "the previous container was started again but is not healthy yet ($HEALTH_PROBLEM): '$ENGINE logs $NAME'."
-    fi
+    start_and_wait "$OLD_CONTAINER_ID" "$OLD_PORT"
 }
 
+# start_and_wait ID PORT: the previous container started again (a no-op if it still runs) and
+# waited for until it is healthy and answers /ping on PORT.
+start_and_wait() {
+    if ! engine start "$1" >/dev/null 2>&1; then
+        warn "could not start the previous container again: '$ENGINE start $NAME' and '$ENGINE logs $NAME'."
+        return 1
+    fi
+    if wait_healthy "$1" "$2" "$(engine container inspect --format '{{.RestartCount}}' "$1" 2>/dev/null || echo 0)"; then
+        say "  the previous container serves again on port $2"
+    else
+        warn "the previous container was started again but is not healthy yet ($HEALTH_PROBLEM): '$ENGINE logs $NAME'."
+        return 1
+    fi
+}
 restore_images() {
     [[ -n "$NEW_IMAGE_ID" ]] || return 0
     if [[ "$NEW_IMAGE_ID" != "$OLD_IMAGE_ID" && "$NEW_IMAGE_ID" != "$TAG_PREVIOUS_ID" ]]; then
-        "$ENGINE" rmi -f "$NEW_IMAGE_ID" >/dev/null 2>&1 && say "  removed the new image"
+        engine rmi -f "$NEW_IMAGE_ID" >/dev/null 2>&1 && say "  removed the new image"
     fi
     if [[ -n "$TAG_PREVIOUS_ID" && "$TAG_PREVIOUS_ID" != "$NEW_IMAGE_ID" ]]; then
-        "$ENGINE" tag "$TAG_PREVIOUS_ID" "$NAME:$VERSION" >/dev/null 2>&1
+        engine tag "$TAG_PREVIOUS_ID" "$NAME:$VERSION" >/dev/null 2>&1
     fi
 }
 
@@ -1162,18 +1349,234 @@ on_exit() {
     local code=$?
     set +e
     trap - EXIT
-    trap '' INT TERM
-    if ((code != 0 && CHANGED)); then
+    trap '' HUP INT TERM QUIT PIPE
+    restore_output
+    # Changes made and no success recorded is a failure whatever $? says (bash can reach here
+    # with 0, e.g. after a signal that interrupted a builtin).
+    if ((CHANGED && !SUCCEEDED)); then
+        ((code != 0)) || code=$STEP_CODE
         rollback
     fi
     remove_build_dir
     exit "$code"
 }
+# restore_output: a trap runs inside whatever redirection the interrupted command had (e.g. a
+# build's output going to its log): its messages go to the run's own stdout and stderr, saved
+# by main as descriptors 7 and 8.
+restore_output() {
+    ((!OUTPUT_LOGGED)) || return 0
+    { true >&7 && true >&8; } 2>/dev/null && exec 1>&7 2>&8
+}
+OUTPUT_LOGGED=0
 
 on_signal() {
-    trap '' INT TERM
+    trap '' HUP INT TERM QUIT PIPE
+    restore_output
+    # After a hang-up or a closed reader every message would fail (and a write to a closed pipe
+    # would raise SIGPIPE again): the rollback's messages go to a log in the lock directory.
+    if [[ "$1" == HUP || "$1" == PIPE ]]; then
+        if [[ -n "$LOCK_HELD" ]]; then
+            # One line for a terminal that may still be there (a write to a dead one just fails).
+            printf 'warning: interrupted by SIG%s during step %d; the rollback is logged in %s\n' "$1" "$STEP_NO" "$LOCK_DIR/$NAME.log" >&2 2>/dev/null
+            exec >>"$LOCK_DIR/$NAME.log" 2>&1
+            OUTPUT_LOGGED=1
+            say "---- $(date -u '+%Y-%m-%dT%H:%M:%SZ') pid $$: SIG$1 during step $STEP_NO; rolling back"
+        else
+            exec >/dev/null 2>&1
+        fi
+    fi
     warn "interrupted by SIG$1 during step $STEP_NO"
     exit "$STEP_CODE"
+}
+# ---------------------------------------------------------------------------- lock
+
+# acquire_lock: one run per install name at a time, taken before anything is read or changed.
+# The lock file lives in a directory only root can write, so no one can plant a link there.
+acquire_lock() {
+    need_cmd flock util-linux
+    if [[ ! -e "$LOCK_DIR" && ! -L "$LOCK_DIR" ]]; then
+        mkdir -m 0700 -- "$LOCK_DIR" 2>/dev/null || [[ -e "$LOCK_DIR" ]] ||
+            die "$EX_LOCK" "cannot create the lock directory $LOCK_DIR: does $(dirname -- "$LOCK_DIR") exist?"
+    fi
+    owned_private_dir "$LOCK_DIR" ||
+        die "$EX_LOCK" "the lock directory $LOCK_DIR is a $(describe_path "$LOCK_DIR"), not a directory of root's that no one else can write: another user may have planted it. Check it, remove it, and run again. Nothing was changed."
+    local file="$LOCK_DIR/$NAME.lock" holder=""
+    exec 9<>"$file" || die "$EX_LOCK" "cannot open the lock file $file."
+    if ! flock -n 9; then
+        holder=$(lock_holder "$file")
+        say "Another run for '$NAME'${holder:+ (pid $holder)} is in progress: waiting up to ${LOCK_TIMEOUT}s for it to finish."
+        if ((LOCK_TIMEOUT == 0)) || ! flock -w "$LOCK_TIMEOUT" 9; then
+            die "$EX_LOCK" "another installer run for '$NAME'${holder:+ (pid $holder)} still holds $file after ${LOCK_TIMEOUT}s: nothing was changed. Let it finish and run again (AI_PROXY_LOCK_TIMEOUT sets the wait), or use another AI_PROXY_NAME."
+        fi
+    fi
+    printf '%s\n' "$$" >"$file"
+    LOCK_HELD=$file
+    JOURNAL="$LOCK_DIR/$NAME.journal"
+}
+
+# lock_holder FILE: the pid the current holder wrote, if it still runs.
+lock_holder() {
+    local pid=""
+    IFS= read -r pid <"$1" 2>/dev/null
+    [[ "$pid" =~ ^[0-9]+$ && -d "/proc/$pid" ]] && printf '%s\n' "$pid"
+    return 0
+}
+
+# ---------------------------------------------------------------------------- recovery
+
+# journal PHASE: what the next run needs if this one is killed, written atomically into the
+# root-only lock directory: "swap" before the old container is touched, "committed" once the new
+# one is healthy (then finishing the run, not undoing it, is right).
+journal() {
+    local tmp
+    tmp=$(mktemp -- "$JOURNAL.XXXXXX") || return 0
+    printf 'phase=%s\nold_id=%s\nold_running=%s\nold_image=%s\ntag_previous=%s\nnew_image=%s\n' \
+        "$1" "$OLD_CONTAINER_ID" "$OLD_RUNNING" "$OLD_IMAGE_ID" "$TAG_PREVIOUS_ID" "$NEW_IMAGE_ID" >"$tmp" &&
+        mv -f -- "$tmp" "$JOURNAL"
+}
+
+# recover_interrupted: a run killed outright (SIGKILL, power loss) left temporary files, a
+# `-new` or `-previous` container, a `.env` rollback copy or a journal; we hold the lock, so they
+# are not a live run's. Put the service back as it was (or, if the new one had become healthy,
+# finish that run) before anything else, and say so.
+recover_interrupted() {
+    remove_stale_temporaries
+    local phase="" old_id="" old_running=1 old_image="" tag_previous="" new_image="" key value
+    if [[ -f "$JOURNAL" ]]; then
+        while IFS='=' read -r key value; do
+            case "$key" in
+            phase) phase=$value ;;
+            old_id) old_id=$value ;;
+            old_running) old_running=$value ;;
+            old_image) old_image=$value ;;
+            tag_previous) tag_previous=$value ;;
+            new_image) new_image=$value ;;
+            esac
+        done <"$JOURNAL"
+    fi
+    local prev new cur backup
+    prev=$(container_id "$NAME-previous")
+    new=$(container_id "$NAME-new")
+    cur=$(container_id "$NAME")
+    backup=$(env_backup_leftover)
+    if [[ -z "$phase$prev$new$backup" ]]; then
+        remove_dangling_images
+        return 0
+    fi
+    say "  an earlier run was interrupted (journal: ${phase:-none}${prev:+, $NAME-previous}${new:+, $NAME-new}${backup:+, ${backup##*/}}): recovering it first"
+    if [[ "$phase" == committed ]]; then
+        complete_interrupted "$prev" "$cur" "$old_image" "$backup"
+    else
+        undo_interrupted "$phase" "$old_id" "$old_running" "$old_image" "$tag_previous" "$new_image" "$prev" "$new" "$cur" "$backup"
+    fi
+    remove_dangling_images
+    rm -f -- "$JOURNAL"
+}
+
+# complete_interrupted PREV CUR OLD_IMAGE BACKUP: the new container had passed its health check.
+complete_interrupted() {
+    if [[ -n "$1" ]]; then
+        engine rm -f "$1" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove $NAME-previous: '$ENGINE rm -f $NAME-previous'."
+    fi
+    [[ -z "$4" ]] || rm -f -- "$4"
+    local image=""
+    [[ -z "$2" ]] || image=$(engine container inspect --format '{{.Image}}' "$2" 2>/dev/null)
+    remove_our_image "$3" "$image"
+    if [[ -n "$2" && "$(engine container inspect --format '{{.State.Status}}' "$2" 2>/dev/null)" != running ]]; then
+        engine start "$2" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot start $NAME: '$ENGINE start $NAME', '$ENGINE logs $NAME'."
+    fi
+    say "  completed the interrupted upgrade: the new container $NAME stays, the previous one is removed"
+}
+
+# undo_interrupted PHASE OLD_ID OLD_RUNNING OLD_IMAGE TAG_PREVIOUS NEW_IMAGE PREV NEW CUR BACKUP
+undo_interrupted() {
+    local phase=$1 old_id=$2 old_running=$3 old_image=$4 tag_previous=$5 new_image=$6
+    local prev=$7 new=$8 cur=$9 backup=${10}
+    if [[ -n "$new" ]]; then
+        engine rm -f "$new" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove $NAME-new: '$ENGINE rm -f $NAME-new'."
+        say "  removed the unfinished container $NAME-new"
+    fi
+    # Holding our name while the previous one exists, or not the one the journal names as the
+    # old one: the killed run's new container.
+    if [[ -n "$cur" ]] && { [[ -n "$prev" ]] || [[ -n "$phase" && "$cur" != "$old_id" ]]; }; then
+        engine rm -f "$cur" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove the unfinished $NAME: '$ENGINE rm -f $NAME'."
+        say "  removed the unfinished new container $NAME"
+        cur=""
+    fi
+    if [[ -n "$prev" ]]; then
+        engine rename "$prev" "$NAME" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot rename $NAME-previous back to $NAME: '$ENGINE rename $NAME-previous $NAME'."
+        say "  renamed $NAME-previous back to $NAME"
+        cur=$prev
+    fi
+    [[ -z "$backup" ]] || restore_env_backup "$backup"
+    # Killed during the build, the journal cannot name the new image: the tag does.
+    if [[ -z "$new_image" && -n "$phase" ]]; then
+        new_image=$(engine image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null)
+    fi
+    if [[ -n "$new_image" && "$new_image" != "$old_image" && "$new_image" != "$tag_previous" &&
+        "$(label_of image "$new_image")" == "$NAME" ]]; then
+        engine rmi -f "$new_image" >/dev/null 2>&1 && say "  removed the unfinished image ${new_image:0:19}"
+    fi
+    [[ -z "$tag_previous" ]] || engine tag "$tag_previous" "$NAME:$VERSION" >/dev/null 2>&1
+    if [[ -n "$cur" && "$old_running" == 1 && "$(engine container inspect --format '{{.State.Status}}' "$cur" 2>/dev/null)" != running ]]; then
+        start_and_wait "$cur" "$(published_port "$cur")" ||
+            die "$EX_DEPLOY" "the previous service could not be started again: see '$ENGINE logs $NAME'; nothing else was changed."
+    elif [[ -n "$cur" ]]; then
+        say "  the previous service ($NAME) is in place"
+    fi
+}
+
+# remove_stale_temporaries: a killed run's private temporary directory (named for this install,
+# root's) and the temporary files beside the configuration.
+remove_stale_temporaries() {
+    local d
+    # check_build_dir has made sure it is absent or a leftover of ours.
+    if [[ -d "$BUILD_DIR" ]] && owned_private_dir "$BUILD_DIR"; then
+        remove_leftover_build_dir
+    fi
+    for d in "${TMPDIR:-/tmp}/ai-proxy-install.$NAME".??????; do
+        if owned_private_dir "$d"; then
+            rm -rf -- "$d" && say "  removed ${d}, left by an interrupted run"
+        fi
+    done
+    if [[ -d "$CONFIG_DIR" ]]; then
+        for d in "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
+            [[ -f "$d" && ! -L "$d" ]] || continue
+            rm -f -- "$d" && say "  removed $d, left by an interrupted run"
+        done
+    fi
+}
+
+# restore_env_backup BACKUP: the old .env back in place. Interrupted before its rename, .env is
+# still the old file (the backup is a hard link to it): then only the link goes.
+restore_env_backup() {
+    local env="$CONFIG_DIR/.env"
+    [[ -f "$1" && ! -L "$1" ]] || return 0
+    if [[ "$1" -ef "$env" ]]; then
+        rm -f -- "$1"
+    else
+        mv -f -- "$1" "$env" && sync -- "$CONFIG_DIR"
+    fi && say "  restored $env (PORT=$(env_port "$env"))"
+}
+
+# env_backup_leftover: the .env rollback copy a killed run left, if any.
+env_backup_leftover() {
+    local f
+    [[ -d "$CONFIG_DIR" ]] || return 0
+    for f in "$CONFIG_DIR"/.env.rollback.*; do
+        [[ -f "$f" && ! -L "$f" ]] && printf '%s\n' "$f" && return 0
+    done
+    return 0
+}
+
+# remove_dangling_images: images with our label and no tag (a killed build's, or one whose tag
+# moved on), unless a container still uses them.
+remove_dangling_images() {
+    local id
+    while IFS= read -r id; do
+        [[ -n "$id" ]] || continue
+        engine rmi "$id" >/dev/null 2>&1 && say "  removed the untagged image ${id:0:19} an interrupted run left"
+    done < <(engine images -q --no-trunc --filter "label=$LABEL_KEY=$NAME" --filter dangling=true 2>/dev/null | sort -u)
 }
 
 # ---------------------------------------------------------------------------- uninstall
@@ -1182,11 +1585,17 @@ uninstall() {
     STEP_TOTAL=3
     step "$EX_ENGINE" "Pre-flight checks"
     select_engine
-    local containers=() images=() name id
+    check_config_dir
+    check_ownership
+    recover_interrupted
+    local containers=() images=() name
     for name in "$NAME" "$NAME-new" "$NAME-previous"; do
-        id=$("$ENGINE" container inspect --format '{{.Id}}' "$name" 2>/dev/null) && containers+=("$name")
+        [[ -z "$(container_id "$name")" ]] || containers+=("$name")
     done
-    mapfile -t images < <("$ENGINE" images --filter "label=io.github.ai-proxy.installer=$NAME" --format '{{.ID}}' 2>/dev/null | sort -u)
+    # Top-level images, tagged or not; removing one removes its intermediate layers (Podman
+    # labels those too, and `images -a` would list them).
+    mapfile -t images < <(engine images -q --no-trunc --filter "label=$LABEL_KEY=$NAME" 2>/dev/null | sort -u)
+    ((PURGE)) && check_purge
     say "  containers: ${containers[*]:-none}; images: ${#images[@]}; configuration: $([[ -d "$CONFIG_DIR" ]] && echo "$CONFIG_DIR" || echo none)"
     step "$EX_INPUT" "Confirm"
     if ((${#containers[@]} == 0 && ${#images[@]} == 0)) && { ((!PURGE)) || [[ ! -e "$CONFIG_DIR" ]]; }; then
@@ -1198,17 +1607,17 @@ uninstall() {
     ((PURGE)) || what="$what (keeping $CONFIG_DIR)"
     confirm "Remove $what?" || die "$EX_INPUT" "not confirmed: nothing was removed."
     step "$EX_DEPLOY" "Remove"
-    for name in "${containers[@]}"; do
-        "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$name" >/dev/null 2>&1
-        "$ENGINE" rm -f "$name" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove container $name: try '$ENGINE rm -f $name'."
+    for name in ${containers[@]+"${containers[@]}"}; do
+        setsid -w "$ENGINE" stop -t "$STOP_GRACE_SECONDS" "$name" >/dev/null 2>&1 </dev/null 7>&- 8>&- 9>&-
+        engine rm -f "$name" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove container $name: try '$ENGINE rm -f $name'."
         say "  removed container $name"
     done
-    for id in "${images[@]}"; do
-        "$ENGINE" rmi -f "$id" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove image $id: try '$ENGINE rmi -f $id'."
-        say "  removed image $id"
+    for name in ${images[@]+"${images[@]}"}; do
+        engine rmi -f "$name" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove image $name: try '$ENGINE rmi -f $name'."
+        say "  removed image ${name:0:19}"
     done
     if ((PURGE)) && [[ -e "$CONFIG_DIR" ]]; then
-        rm -rf -- "${CONFIG_DIR:?}" || die "$EX_DEPLOY" "cannot remove $CONFIG_DIR."
+        purge_config
         say "  removed $CONFIG_DIR"
     elif [[ -d "$CONFIG_DIR" ]]; then
         say "  kept $CONFIG_DIR (--purge removes it)"
@@ -1216,6 +1625,36 @@ uninstall() {
     ok "ai-proxy is uninstalled."
 }
 
+# check_purge: --purge deletes the configuration directory only when it holds our .env and
+# provider-config.yaml and nothing but what this installer writes there; refused before
+# anything is removed, so a wrong AI_PROXY_CONFIG_DIR cannot cost anyone their files.
+check_purge() {
+    [[ -e "$CONFIG_DIR" || -L "$CONFIG_DIR" ]] || return 0
+    local f extra=()
+    for f in "$CONFIG_DIR"/* "$CONFIG_DIR"/.[!.]* "$CONFIG_DIR"/..?*; do
+        [[ -e "$f" || -L "$f" ]] || continue
+        case "${f##*/}" in
+        .env | provider-config.yaml | .env.rollback.* | ..env.?????? | .provider-config.yaml.??????)
+            [[ -f "$f" && ! -L "$f" ]] || extra+=("${f##*/}")
+            ;;
+        *) extra+=("${f##*/}") ;;
+        esac
+    done
+    ((${#extra[@]} == 0)) ||
+        die "$EX_CONFIG" "--purge: $CONFIG_DIR holds files this installer did not write (${extra[*]}): not deleting it, and nothing was removed. Move them away (or delete the directory yourself), then run again."
+    [[ -f "$CONFIG_DIR/.env" && -f "$CONFIG_DIR/provider-config.yaml" ]] ||
+        die "$EX_CONFIG" "--purge: $CONFIG_DIR does not hold both .env and provider-config.yaml, so it is not an ai-proxy configuration: not deleting it, and nothing was removed. Check AI_PROXY_CONFIG_DIR."
+}
+
+# purge_config: the files check_purge allowed, by name, then the then-empty directory.
+purge_config() {
+    local f
+    for f in "$CONFIG_DIR"/.env "$CONFIG_DIR"/provider-config.yaml "$CONFIG_DIR"/.env.rollback.* \
+        "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
+        [[ -f "$f" && ! -L "$f" ]] && rm -f -- "$f"
+    done
+    rmdir -- "$CONFIG_DIR" || die "$EX_DEPLOY" "cannot remove $CONFIG_DIR: something was added to it meanwhile."
+}
 # ---------------------------------------------------------------------------- main
 
 install() {
@@ -1241,14 +1680,18 @@ main() {
     parse_args "$@"
     resolve_self
     ensure_root
+    exec 7>&1 8>&2
     trap on_exit EXIT
+    trap 'on_signal HUP' HUP
     trap 'on_signal INT' INT
     trap 'on_signal TERM' TERM
+    trap 'on_signal QUIT' QUIT
+    trap 'on_signal PIPE' PIPE
+    acquire_lock
     if ((UNINSTALL)); then
         uninstall
     else
         install
     fi
 }
-
 main "$@"

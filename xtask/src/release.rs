@@ -8,6 +8,7 @@ pub mod binary;
 pub mod contents;
 pub mod dist;
 pub mod elf;
+pub mod exit_codes;
 pub mod oci;
 pub mod render;
 

@@ -7,6 +7,9 @@
 use anyhow::{Context, Result};
 use askama::Template;
 
+use super::contents::{CONTENTS, Entry};
+use super::exit_codes::{self, EXIT_CODES, ExitCode};
+
 /// The values every template may use.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -36,6 +39,7 @@ struct InstallMd<'a> {
     port: u16,
     uid: u32,
     gid: u32,
+    exit_code_table: &'a str,
 }
 
 #[derive(Template)]
@@ -48,6 +52,11 @@ struct Installer<'a> {
     gid: u32,
     archive_name: &'a str,
     archive_sha256: &'a str,
+    /// The tarball's entries: the installer extracts exactly these, with these modes.
+    files: &'a [Entry],
+    exit_codes: &'a [ExitCode],
+    /// The code of the bash-version refusal, which runs before the `EX_*` constants exist.
+    ex_tools: u8,
 }
 
 /// `templates/Dockerfile`, rendered.
@@ -65,11 +74,13 @@ pub fn dockerfile(p: &Params) -> Result<String> {
 
 /// `templates/INSTALL.md`, rendered.
 pub fn install_md(p: &Params) -> Result<String> {
+    let table = exit_codes::markdown_table();
     let template = InstallMd {
         version: &p.version,
         port: p.port,
         uid: p.uid,
         gid: p.gid,
+        exit_code_table: &table,
     };
     render(&template, "INSTALL.md")
 }
@@ -84,6 +95,9 @@ pub fn installer(p: &Params, archive_name: &str, archive_sha256: &str) -> Result
         gid: p.gid,
         archive_name,
         archive_sha256,
+        files: &CONTENTS,
+        exit_codes: &EXIT_CODES,
+        ex_tools: exit_codes::code_of("TOOLS"),
     };
     render(&template, "installer.sh")
 }
@@ -154,6 +168,57 @@ mod tests {
                  xtask\nand review the diff (`git diff xtask/tests/golden`).",
                 path.display(),
                 line + 1
+            );
+        }
+    }
+
+    const DOCS_TABLE_START: &str = "<!-- exit codes: rendered from xtask/src/release/exit_codes.rs; refresh with UPDATE_GOLDEN=1 cargo test -p xtask -->\n";
+    const DOCS_TABLE_END: &str = "<!-- end of exit codes -->\n";
+
+    /// docs/installer.md carries the exit-code table rendered from `EXIT_CODES` between two
+    /// markers; `UPDATE_GOLDEN=1` rewrites that region, as it does the golden files.
+    #[test]
+    fn docs_installer_exit_codes_are_rendered() {
+        let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "docs", "installer.md"]
+            .iter()
+            .collect();
+        let docs = std::fs::read_to_string(&path).unwrap();
+        let (Some(start), Some(end)) = (docs.find(DOCS_TABLE_START), docs.find(DOCS_TABLE_END))
+        else {
+            panic!(
+                "{} lacks the exit-code markers {DOCS_TABLE_START:?} … {DOCS_TABLE_END:?}",
+                path.display()
+            );
+        };
+        let from = start + DOCS_TABLE_START.len();
+        let rendered = exit_codes::markdown_table();
+        if docs[from..end] == rendered {
+            return;
+        }
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let updated = format!("{}{rendered}{}", &docs[..from], &docs[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        panic!(
+            "{}'s exit-code table is stale: refresh it with\n    UPDATE_GOLDEN=1 cargo test -p xtask",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn installer_lists_the_tarball_entries_and_every_exit_code() {
+        let text = ok(installer(&fixed(), "ai-proxy-release.tar.gz", FIXED_SHA256));
+        let names: Vec<&str> = CONTENTS.iter().map(|e| e.name).collect();
+        assert!(text.contains(&format!("readonly EXPECTED_FILES=({})\n", names.join(" "))));
+        for e in EXIT_CODES.iter().filter(|e| e.code != 0) {
+            assert!(text.contains(&format!("readonly EX_{}={}\n", e.name, e.code)));
+            // Header comment and --help.
+            assert_eq!(
+                text.matches(&format!("{}  {}\n", e.padded(), e.meaning))
+                    .count(),
+                2,
+                "{e:?}"
             );
         }
     }

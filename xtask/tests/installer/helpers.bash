@@ -10,11 +10,11 @@ bats_require_minimum_version 1.5.0
 : "${ENGINE:?set ENGINE=docker or ENGINE=podman}"
 : "${AI_PROXY_PKG:?set AI_PROXY_PKG to the absolute path of the directory holding installer.sh}"
 
-# The installer's exit codes, as its --help documents them.
-readonly EX_USAGE=1 EX_PRIVILEGE=2 EX_TOOLS=3 EX_ENGINE=4 EX_ARCHIVE=5 EX_INPUT=6 EX_INTEGRITY=7
-readonly EX_EXTRACT=8 EX_CONFIG=9 EX_DOCKERFILE=10 EX_BUILD=11 EX_DEPLOY=12 EX_HEALTH=13
-# shellcheck disable=SC2034 # each constant is used by some suite
-readonly ALL_EXIT_CODES=("$EX_USAGE" "$EX_PRIVILEGE" "$EX_TOOLS" "$EX_ENGINE" "$EX_ARCHIVE" "$EX_INPUT" "$EX_INTEGRITY" "$EX_EXTRACT" "$EX_CONFIG" "$EX_DOCKERFILE" "$EX_BUILD" "$EX_DEPLOY" "$EX_HEALTH")
+# The installer's exit codes, read from the rendered installer's EX_* constants (rendered from
+# xtask/src/release/exit_codes.rs), so the suites and the installer cannot disagree.
+eval "$(grep -E '^readonly EX_[A-Z]+=[0-9]+$' "$AI_PROXY_PKG/installer.sh")"
+[[ -n "${EX_FOREIGN:-}" && -n "${EX_LOCK:-}" ]] || { echo "no EX_* constants in $AI_PROXY_PKG/installer.sh" >&2; exit 1; }
+readonly LABEL_KEY=io.github.ai-proxy.installer
 
 readonly APP_GID=1001
 readonly REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../../.." && pwd)"
@@ -31,6 +31,7 @@ unique_names() {
     export AI_PROXY_BUILD_DIR="$base/build-$tag"
     export AI_PROXY_CONFIG_DIR="$base/config-$tag"
     export INSTALL_TMPDIR="$base/tmp-$tag"
+    LOCK_DIR=/run/lock/ai-proxy
     mkdir -p "$INSTALL_TMPDIR"
     PKG="$AI_PROXY_PKG"
 }
@@ -45,6 +46,7 @@ hold_port() {
     python3 -c 'import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8); time.sleep(600)' "$1" >/dev/null 2>&1 3>&- &
+    # (python's own sleep bounds it: 600 s)
     HELD_PIDS+=("$!")
     local i
     for i in $(seq 1 50); do
@@ -57,6 +59,37 @@ s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8); time.sleep(600)' "$1" >/dev/
 HELD_PIDS=()
 CLEANUP_DIRS=()
 
+# ---------------------------------------------------------------------------- a shared install
+
+# base_install_file: (setup_file) the running install the tests of one file start from, on
+# BASE_PORT; its output and status are kept for base_install_ready to check.
+base_install_file() {
+    unique_names base
+    export BASE_PORT
+    BASE_PORT=$(free_port)
+    installer --port "$BASE_PORT" >"$BATS_FILE_TMPDIR/base.out" 2>&1
+    echo $? >"$BATS_FILE_TMPDIR/base.status"
+}
+
+# base_install_ready: (setup) the shared install is healthy; BEFORE (host_state), OLD_ID and
+# OLD_STARTED record it as each test finds it.
+base_install_ready() {
+    unique_names base
+    [ "$(cat "$BATS_FILE_TMPDIR/base.status")" -eq 0 ] || { cat "$BATS_FILE_TMPDIR/base.out"; return 1; }
+    wait_healthy "$AI_PROXY_NAME" "$BASE_PORT"
+    BEFORE=$(host_state)
+    OLD_ID=$(container_field "$AI_PROXY_NAME" '{{.Id}}')
+    OLD_STARTED=$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')
+}
+
+# never_stopped: the shared install's container is the same one, started at the same moment (a
+# stop and start would leave RestartCount at 0 but move StartedAt).
+never_stopped() {
+    [ "$(container_field "$AI_PROXY_NAME" '{{.Id}}')" = "$OLD_ID" ]
+    [ "$(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')" = "$OLD_STARTED" ] ||
+        { echo "the old container was restarted: StartedAt $OLD_STARTED -> $(container_field "$AI_PROXY_NAME" '{{.State.StartedAt}}')"; return 1; }
+}
+
 # ---------------------------------------------------------------------------- running it
 
 # installer [ARGS...]: the installer under test with this test's overrides; stdin is /dev/null
@@ -66,12 +99,27 @@ installer() {
 }
 
 # installer_in_background OUTFILE [ARGS...]: starts the installer itself (not a wrapper, so a
-# signal reaches it) in the background; INSTALLER_PID is its process.
+# signal reaches it) in the background, as the leader of its own process group (so a test can
+# signal the group, as a terminal's Ctrl-C does); INSTALLER_PID is its process. A watchdog kills
+# it after 300 s, so a hang fails the test instead of the suite.
 installer_in_background() {
     local out=$1
     shift
-    (exec env TMPDIR="$INSTALL_TMPDIR" "${INSTALLER:-$PKG/installer.sh}" --engine "$ENGINE" "$@" >"$out" 2>&1 </dev/null 3>&-) &
+    (exec setsid env TMPDIR="$INSTALL_TMPDIR" "${INSTALLER:-$PKG/installer.sh}" --engine "$ENGINE" "$@" >"$out" 2>&1 </dev/null 3>&-) &
     INSTALLER_PID=$!
+    watchdog "$INSTALLER_PID"
+}
+
+# watchdog PID [SECONDS]: SIGKILL for PID if it still runs after SECONDS (300).
+watchdog() {
+    (timeout "${2:-300}" tail --pid="$1" -f /dev/null >/dev/null 2>&1 || kill -KILL "$1" 2>/dev/null) 3>&- &
+}
+
+# wait_exit PID: sets CODE to its exit status (not a command substitution: a subshell cannot
+# wait for this shell's children).
+wait_exit() {
+    CODE=0
+    wait "$1" || CODE=$?
 }
 
 # installer_with_input TEXT [ARGS...]: TEXT is what the admin types.
@@ -117,9 +165,21 @@ wait_healthy() {
     return 1
 }
 
+# image_ids: every top-level image of this test's install, tagged or not (an untagged one left
+# by a killed run too), found both by our label and by repository name (also one a missing
+# label would hide); full ids. Intermediate layers (`images -a`; Podman labels them too) go
+# with the image they belong to.
 image_ids() {
-    "$ENGINE" images --format '{{.ID}} {{.Repository}}:{{.Tag}}' |
-        awk -v n="$AI_PROXY_NAME" '{ split($2, a, ":"); r = a[1]; sub(/^localhost\//, "", r); if (r == n) print $1 }' | sort -u
+    {
+        "$ENGINE" images -q --no-trunc --filter "label=$LABEL_KEY=$AI_PROXY_NAME"
+        "$ENGINE" images --no-trunc --format '{{.ID}} {{.Repository}}' |
+            awk -v n="$AI_PROXY_NAME" '{ r = $2; sub(/^localhost\//, "", r); if (r == n) print $1 }'
+    } 2>/dev/null | sed 's/^sha256://' | sort -u
+}
+
+# labelled_containers: every container carrying this test's label, whatever its name.
+labelled_containers() {
+    "$ENGINE" ps -a --no-trunc --filter "label=$LABEL_KEY=$AI_PROXY_NAME" --format '{{.ID}} {{.Names}}' 2>/dev/null | sort
 }
 
 # host_state: everything an install can change, to compare before and after a failure: the
@@ -131,6 +191,8 @@ host_state() {
     for n in "$AI_PROXY_NAME" "$AI_PROXY_NAME-new" "$AI_PROXY_NAME-previous"; do
         container_field "$n" "$n {{.Id}} {{.State.Status}} {{.Image}}" 2>/dev/null || true
     done
+    echo "labelled containers:"
+    labelled_containers
     echo "images:"
     image_ids
     echo "tag $AI_PROXY_NAME:$(pkg_version) -> $("$ENGINE" image inspect --format '{{.Id}}' "$AI_PROXY_NAME:$(pkg_version)" 2>/dev/null || echo none)"
@@ -142,6 +204,7 @@ host_state() {
     fi
     echo "build dir: $([[ -e "$AI_PROXY_BUILD_DIR" ]] && echo present || echo absent)"
     echo "temporary files: $(find "$INSTALL_TMPDIR" -mindepth 1 | wc -l)"
+    echo "journal: $([[ -e "$LOCK_DIR/$AI_PROXY_NAME.journal" ]] && echo present || echo absent)"
 }
 
 # assert_unchanged BEFORE: the host is as BEFORE (a host_state) says.
@@ -222,24 +285,32 @@ EOF
 
 # ---------------------------------------------------------------------------- engine wrapper
 
-# pausing_engine DIR SUBCOMMAND: puts on PATH a wrapper of the engine that, after the first
-# `ENGINE SUBCOMMAND` has run, creates DIR/paused and waits for DIR/release, so a test can
-# send a signal at a known point of the install.
+# pausing_engine DIR SUBCOMMAND [before|after]: puts on PATH a wrapper of the engine that, at
+# the first `ENGINE SUBCOMMAND` (after it ran, or before it runs), creates DIR/paused and waits
+# for DIR/release (at most 300 s), so a test can send a signal at a known point of the install.
 pausing_engine() {
-    local dir=$1 sub=$2 real
-    real=$(command -v "$ENGINE")
+    pausing_command "$1" "$ENGINE" "$2" "${3:-after}"
+}
+
+# pausing_command DIR COMMAND FIRST-ARGUMENT before|after: the same for any command on PATH.
+pausing_command() {
+    local dir=$1 name=$2 arg=$3 when=$4 real
+    real=$(command -v "$name")
     mkdir -p "$dir/bin"
-    cat >"$dir/bin/$ENGINE" <<EOF
+    cat >"$dir/bin/$name" <<EOF
 #!/usr/bin/env bash
+pause() {
+    if [[ "\$1" == "$arg" ]] && mkdir "$dir/paused" 2>/dev/null; then
+        for _ in \$(seq 1 6000); do [[ -e "$dir/release" ]] && break; sleep 0.05; done
+    fi
+}
+[[ "$when" == after ]] || pause "\$@"
 "$real" "\$@"
 rc=\$?
-if [[ "\$1" == "$sub" && ! -e "$dir/paused" ]]; then
-    touch "$dir/paused"
-    while [[ ! -e "$dir/release" ]]; do sleep 0.05; done
-fi
+[[ "$when" == before ]] || pause "\$@"
 exit \$rc
 EOF
-    chmod 0755 "$dir/bin/$ENGINE"
+    chmod 0755 "$dir/bin/$name"
 }
 
 # wait_for_file FILE: up to 120 s.
@@ -257,10 +328,10 @@ wait_for_file() {
 
 remove_test_objects() {
     local n id
-    for n in "$AI_PROXY_NAME" "$AI_PROXY_NAME-new" "$AI_PROXY_NAME-previous"; do
+    for n in "$AI_PROXY_NAME" "$AI_PROXY_NAME-new" "$AI_PROXY_NAME-previous" $(labelled_containers | awk '{print $1}'); do
         "$ENGINE" rm -f "$n" >/dev/null 2>&1 || true
     done
-    for id in $(image_ids); do
+    for id in $(image_ids) "$AI_PROXY_NAME-foreign:1"; do
         "$ENGINE" rmi -f "$id" >/dev/null 2>&1 || true
     done
     for id in "${HELD_PIDS[@]}"; do
@@ -271,4 +342,5 @@ remove_test_objects() {
         rm -rf "$id"
     done
     CLEANUP_DIRS=()
+    rm -f "$LOCK_DIR/$AI_PROXY_NAME".*
 }
