@@ -50,6 +50,11 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
     log.status = parts.status.as_u16();
     log.headers_after = Some(headers_after);
     log.provider = Some(provider.name.clone());
+    log.usage.start(sse);
+    if log.usage.strips() {
+        // The usage chunk is removed: the length changes.
+        parts.headers.remove(CONTENT_LENGTH);
+    }
     if sse {
         log.mark_streamed();
         // Proxies such as nginx buffer unless told not to.
@@ -148,6 +153,9 @@ impl RelayBody {
     /// The upstream body's size hint.
     #[must_use]
     pub fn size_hint(&self) -> SizeHint {
+        if self.log.usage.strips() {
+            return SizeHint::default();
+        }
         self.inner.size_hint()
     }
 
@@ -179,7 +187,6 @@ impl RelayBody {
         let now = Instant::now();
         self.last_in = now;
         self.last_out = now;
-        self.log.usage.observe(data);
         self.log.bytes_out += data.len() as u64;
         if data.len() >= 4 {
             self.tail.copy_from_slice(&data[data.len() - 4..]);
@@ -211,26 +218,42 @@ impl RelayBody {
         if this.done {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.note_data(data);
+        loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    };
+                    // The usage observer reads each chunk and may hold back or remove bytes
+                    // (the usage chunk the proxy asked for): relay what it returns.
+                    let data = this.log.usage.relay(data);
+                    if data.is_empty() {
+                        this.last_in = Instant::now();
+                        continue;
+                    }
+                    this.note_data(&data);
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                return Poll::Ready(Some(Ok(frame)));
+                Poll::Ready(Some(Err(e))) => {
+                    let message = format!("upstream body: {e}");
+                    this.end(
+                        Outcome::UpstreamError,
+                        Some((UpstreamFailure::Stream, message)),
+                    );
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Ready(None) => {
+                    let rest = this.log.usage.flush();
+                    if !rest.is_empty() {
+                        this.note_data(&rest);
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
+                    this.end(Outcome::Complete, None);
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => break,
             }
-            Poll::Ready(Some(Err(e))) => {
-                let message = format!("upstream body: {e}");
-                this.end(
-                    Outcome::UpstreamError,
-                    Some((UpstreamFailure::Stream, message)),
-                );
-                return Poll::Ready(Some(Err(e.into())));
-            }
-            Poll::Ready(None) => {
-                this.end(Outcome::Complete, None);
-                return Poll::Ready(None);
-            }
-            Poll::Pending => {}
         }
         this.poll_timer(cx)
     }
