@@ -227,8 +227,21 @@ impl RelayBody {
                     };
                     // The usage observer reads each chunk and may hold back or remove bytes
                     // (the usage chunk the proxy asked for): relay what it returns.
-                    let data = this.log.usage.relay(data);
+                    let mut data = this.log.usage.relay(data);
+                    // A body of known length is over with its last byte: hyper may not
+                    // poll again, so it ends now.
+                    let ended = this.inner.is_end_stream();
+                    if ended {
+                        let rest = this.log.usage.flush();
+                        if !rest.is_empty() {
+                            data = Bytes::from([data, rest].concat());
+                        }
+                        this.end(Outcome::Complete, None);
+                    }
                     if data.is_empty() {
+                        if ended {
+                            return Poll::Ready(None);
+                        }
                         this.last_in = Instant::now();
                         continue;
                     }
