@@ -59,6 +59,25 @@ pub fn new_entry(name: &str) -> Result<String, KeysError> {
     ))
 }
 
+/// Many clients at once, for benchmarks and tests: `NAME-1` … `NAME-count`. Returns the
+/// entries to paste (stdout) and the keys, one `name key` line each (stderr), so the keys
+/// never land in the config by a paste.
+pub fn new_entries(name: &str, count: u32) -> Result<(String, String), KeysError> {
+    let mut entries = String::new();
+    let mut keys = String::new();
+    for i in 1..=count {
+        let client = format!("{name}-{i}");
+        if !valid_name(&client) || name == OPERATOR {
+            return Err(KeysError::BadName(crate::echo::clip(&client).into_owned()));
+        }
+        let key = new_key()?;
+        let hash = to_hex(&digest(key.as_bytes()));
+        let _ = writeln!(keys, "{client} {key}");
+        let _ = writeln!(entries, "  - name: {client}\n    key_sha256: {hash}");
+    }
+    Ok((entries, keys))
+}
+
 /// What `keys hash` prints for the key on `input`.
 pub fn hash_input(mut input: impl Read) -> Result<String, KeysError> {
     let mut buf = Vec::with_capacity(128);
@@ -94,5 +113,19 @@ mod tests {
         assert!(new_entry("operator").is_err());
         assert!(new_entry("a b").is_err());
         assert!(hash_input(&b"  \n"[..]).is_err());
+    }
+
+    #[test]
+    fn many_entries_pair_with_their_keys() {
+        let (entries, keys) = new_entries("bench", 3).unwrap();
+        assert_eq!(entries.matches("  - name: bench-").count(), 3);
+        for line in keys.lines() {
+            let (name, key) = line.split_once(' ').unwrap();
+            let hash = hash_input(key.as_bytes()).unwrap();
+            assert!(entries.contains(&format!(
+                "  - name: {name}\n    key_sha256: {}",
+                hash.trim()
+            )));
+        }
     }
 }

@@ -68,6 +68,10 @@ enum KeysAction {
     New {
         /// The client's name: letters, digits, - _ .
         name: String,
+        /// Make COUNT clients NAME-1 … NAME-COUNT (for benchmarks): the entries go to
+        /// stdout, `name key` lines to stderr.
+        #[arg(long)]
+        count: Option<u32>,
     },
     /// Read a key on stdin and print its SHA-256, the `key_sha256` of its entry.
     Hash,
@@ -122,7 +126,14 @@ impl ConfigDir {
 
 fn keys(action: &KeysAction) -> ExitCode {
     let out = match action {
-        KeysAction::New { name } => ai_proxy::keys::new_entry(name),
+        KeysAction::New {
+            name,
+            count: Some(count),
+        } => ai_proxy::keys::new_entries(name, *count).map(|(entries, keys)| {
+            eprint!("{keys}");
+            entries
+        }),
+        KeysAction::New { name, count: None } => ai_proxy::keys::new_entry(name),
         KeysAction::Hash => ai_proxy::keys::hash_input(std::io::stdin().lock()),
     };
     match out {
