@@ -13,7 +13,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Mock, Proxy, Reply, TOKEN, bin, default_env, json, metric, send, yaml};
+use http::Response;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A key made by `ai-proxy keys new NAME`, and the entry it printed.
@@ -90,18 +92,29 @@ fn config(oa: &Mock, an: &Mock, clients: &str) -> String {
     y
 }
 
-async fn call(proxy: &Proxy, path: &str, key: &str, body: &str) -> (u16, http::HeaderMap, String) {
+/// A mock streaming `chunks`, one every `ms` milliseconds.
+async fn sse(chunks: Vec<&'static str>, ms: u64) -> Mock {
+    Mock::start(Reply::Sse {
+        chunks,
+        interval: Duration::from_millis(ms),
+        then_abort: false,
+    })
+    .await
+}
+
+/// POSTs `body` with `key`; the response with its body unread.
+async fn open(proxy: &Proxy, path: &str, key: &str, body: &str) -> Response<Incoming> {
     let auth = format!("Bearer {key}");
-    let resp = send(
-        &proxy.url(path),
-        "POST",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        body.to_owned(),
-    )
-    .await;
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    send(&proxy.url(path), "POST", &headers, body.to_owned()).await
+}
+
+/// POSTs `body` with `key`: status, headers, body.
+async fn call(proxy: &Proxy, path: &str, key: &str, body: &str) -> (u16, http::HeaderMap, String) {
+    let resp = open(proxy, path, key, body).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -145,12 +158,7 @@ const ANTHROPIC_SSE: [&str; 4] = [
 #[tokio::test]
 async fn keys_models_and_json_usage() {
     let oa = Mock::start(Reply::Json(200, OPENAI_JSON)).await;
-    let an = Mock::start(Reply::Sse {
-        chunks: ANTHROPIC_SSE.to_vec(),
-        interval: Duration::from_millis(5),
-        then_abort: false,
-    })
-    .await;
+    let an = sse(ANTHROPIC_SSE.to_vec(), 5).await;
     let (alice, bob) = (keys_new("alice"), keys_new("bob"));
     let clients = client(&alice, &["models: [cheap]"]) + &client(&bob, &[]);
     let proxy = Proxy::start(&default_env(""), &config(&oa, &an, &clients));
@@ -289,12 +297,7 @@ const OPENAI_SSE: [&str; 4] = [
 /// the usage chunk; when it asked, the chunk reaches it. Both count the same tokens.
 #[tokio::test]
 async fn openai_stream_usage_asked_for_and_removed() {
-    let oa = Mock::start(Reply::Sse {
-        chunks: OPENAI_SSE.to_vec(),
-        interval: Duration::from_millis(5),
-        then_abort: false,
-    })
-    .await;
+    let oa = sse(OPENAI_SSE.to_vec(), 5).await;
     let an = Mock::start(Reply::Json(200, "{}")).await;
     let alice = keys_new("alice");
     let proxy = Proxy::start(&default_env(""), &config(&oa, &an, &client(&alice, &[])));
@@ -359,12 +362,7 @@ async fn hang_up_counts_usage_reported_so_far() {
         ANTHROPIC_SSE[2],
         ANTHROPIC_SSE[3],
     ];
-    let an = Mock::start(Reply::Sse {
-        chunks,
-        interval: Duration::from_millis(700),
-        then_abort: false,
-    })
-    .await;
+    let an = sse(chunks, 700).await;
     let alice = keys_new("alice");
     let proxy = Proxy::start(&default_env(""), &config(&oa, &an, &client(&alice, &[])));
     // A raw connection, closed after the first event: the client has gone.
@@ -426,12 +424,7 @@ fn assert_limited(headers: &http::HeaderMap, body: &str, kind: &str) {
 #[tokio::test]
 async fn limits_refuse_then_allow_again() {
     let oa = Mock::start(Reply::Json(200, OPENAI_JSON)).await;
-    let slow = Mock::start(Reply::Sse {
-        chunks: ANTHROPIC_SSE.to_vec(),
-        interval: Duration::from_millis(400),
-        then_abort: false,
-    })
-    .await;
+    let slow = sse(ANTHROPIC_SSE.to_vec(), 400).await;
     let (rpm, tpm, conc) = (keys_new("rpm"), keys_new("tpm"), keys_new("conc"));
     let clients = client(&rpm, &["requests_per_minute: 2"])
         + &client(&tpm, &["tokens_per_minute: 30"])
@@ -489,17 +482,7 @@ async fn limits_refuse_then_allow_again() {
 
     // max_concurrent: 1; the slot is held until the stream's last byte.
     let msg = r#"{"model":"claude","max_tokens":5,"stream":true,"messages":[]}"#;
-    let auth = format!("Bearer {}", conc.key);
-    let stream = send(
-        &proxy.url("/v1/messages"),
-        "POST",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        msg,
-    )
-    .await;
+    let stream = open(&proxy, "/v1/messages", &conc.key, msg).await;
     assert_eq!(stream.status(), 200);
     let (s, h, body) = call(&proxy, "/v1/messages", &conc.key, msg).await;
     assert_eq!(s, 429, "{body}");
@@ -537,12 +520,7 @@ async fn limits_refuse_then_allow_again() {
 #[tokio::test]
 async fn sighup_adds_and_removes_keys_while_a_stream_finishes() {
     let oa = Mock::start(Reply::Json(200, OPENAI_JSON)).await;
-    let an = Mock::start(Reply::Sse {
-        chunks: ANTHROPIC_SSE.to_vec(),
-        interval: Duration::from_millis(400),
-        then_abort: false,
-    })
-    .await;
+    let an = sse(ANTHROPIC_SSE.to_vec(), 400).await;
     let (old, new) = (keys_new("old"), keys_new("new"));
     let env = default_env("CONFIG_POLL_INTERVAL=0\n");
     let proxy = Proxy::start(&env, &config(&oa, &an, &client(&old, &[])));
@@ -552,17 +530,8 @@ async fn sighup_adds_and_removes_keys_while_a_stream_finishes() {
         401
     );
 
-    let auth = format!("Bearer {}", old.key);
-    let stream = send(
-        &proxy.url("/v1/messages"),
-        "POST",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        r#"{"model":"claude","max_tokens":5,"stream":true,"messages":[]}"#,
-    )
-    .await;
+    let msg = r#"{"model":"claude","max_tokens":5,"stream":true,"messages":[]}"#;
+    let stream = open(&proxy, "/v1/messages", &old.key, msg).await;
     assert_eq!(stream.status(), 200);
 
     std::fs::write(
