@@ -408,6 +408,38 @@ async fn hang_up_counts_usage_reported_so_far() {
     );
 }
 
+/// An upstream stream that breaks mid-way: the usage reported before the break is counted and
+/// marked incomplete.
+#[tokio::test]
+async fn upstream_break_counts_usage_reported_so_far() {
+    let oa = Mock::start(Reply::Json(200, "{}")).await;
+    let an = Mock::start(Reply::Sse {
+        chunks: vec![ANTHROPIC_SSE[0], ANTHROPIC_SSE[1]],
+        interval: Duration::from_millis(5),
+        then_abort: true,
+    })
+    .await;
+    let alice = keys_new("alice");
+    let proxy = Proxy::start(&default_env(""), &config(&oa, &an, &client(&alice, &[])));
+    let msg = r#"{"model":"claude","max_tokens":5,"stream":true,"messages":[]}"#;
+    let resp = open(&proxy, "/v1/messages", &alice.key, msg).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.into_body().collect().await.is_err(),
+        "the break reaches the client"
+    );
+    let line = request_log(&proxy, 0);
+    assert_eq!(line["outcome"], "upstream_error", "{line}");
+    assert_eq!(line["usage"], "incomplete");
+    assert_eq!(
+        (
+            line["input_tokens"].as_u64(),
+            line["output_tokens"].as_u64()
+        ),
+        (Some(40), Some(1))
+    );
+}
+
 fn assert_limited(headers: &http::HeaderMap, body: &str, kind: &str) {
     assert!(headers.contains_key("retry-after"), "{headers:?}");
     for h in ["limit", "remaining", "reset"] {
