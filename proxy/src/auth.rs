@@ -1,21 +1,46 @@
 //! The authenticate phase: `Authorization: Bearer <AUTH_TOKEN>` (OpenAI SDKs) or
 //! `x-api-key: <AUTH_TOKEN>` (Anthropic SDKs), compared as SHA-256 digests in constant time
 //! (so neither the content nor the length of the token leaks through timing), giving the
-//! client's [`Identity`].
+//! client's [`Identity`]: the operator (`AUTH_TOKEN`) or one of the `clients:` of
+//! `provider-config.yaml`, found by the digest of the presented key (hashed once per header).
+
+use std::sync::Arc;
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
 
+use crate::config::clients::{Client, Clients, OPERATOR};
 use crate::error::ProxyError;
 use crate::headers::X_API_KEY;
 
-/// Who sent a request. Today every client shares the one `AUTH_TOKEN`; per-client keys (and
-/// the usage metered against them) become further variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who sent a request.
+#[derive(Debug, Clone)]
 pub enum Identity {
-    /// The holder of `AUTH_TOKEN`.
+    /// The holder of `AUTH_TOKEN`: every model, `/metrics`, no limits.
     SharedToken,
+    /// A configured client (the entry in force when the request arrived).
+    Client(Arc<Client>),
+}
+
+impl Identity {
+    /// The `client` label of logs and metrics.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::SharedToken => OPERATOR,
+            Self::Client(c) => &c.name,
+        }
+    }
+
+    /// The client entry, for a client key.
+    #[must_use]
+    pub fn client(&self) -> Option<&Arc<Client>> {
+        match self {
+            Self::SharedToken => None,
+            Self::Client(c) => Some(c),
+        }
+    }
 }
 
 /// The SHA-256 digest of a token, computed once for the configured one.
@@ -44,21 +69,35 @@ impl std::fmt::Debug for TokenDigest {
     }
 }
 
-/// Accepts the request when either header carries the token whose digest is `token`.
-pub fn authenticate(headers: &HeaderMap, token: &TokenDigest) -> Result<Identity, ProxyError> {
+/// Accepts the request when either header carries the token whose digest is `token`, or
+/// the key of one of `clients`. Each presented value is hashed once; the operator's digest
+/// is compared in constant time, a client's is looked up and then compared in constant time.
+pub fn authenticate(
+    headers: &HeaderMap,
+    token: &TokenDigest,
+    clients: &Clients,
+) -> Result<Identity, ProxyError> {
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| strip_bearer(v.as_bytes()))
-        .is_some_and(|t| token.matches(&TokenDigest::of(t)));
+        .map(TokenDigest::of);
     let api_key = headers
         .get(X_API_KEY)
-        .is_some_and(|v| token.matches(&TokenDigest::of(v.as_bytes())));
+        .map(|v| TokenDigest::of(v.as_bytes()));
     // Both are evaluated so the time taken does not say which header was tried.
-    if bearer | api_key {
-        Ok(Identity::SharedToken)
-    } else {
-        Err(ProxyError::Unauthorized)
+    let operator =
+        bearer.is_some_and(|d| token.matches(&d)) | api_key.is_some_and(|d| token.matches(&d));
+    if operator {
+        return Ok(Identity::SharedToken);
     }
+    if clients.is_empty() {
+        return Err(ProxyError::Unauthorized);
+    }
+    bearer
+        .and_then(|d| clients.find(&d.0))
+        .or_else(|| api_key.and_then(|d| clients.find(&d.0)))
+        .map(|c| Identity::Client(c.clone()))
+        .ok_or(ProxyError::Unauthorized)
 }
 
 fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
@@ -71,6 +110,7 @@ fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::{TokenDigest, authenticate};
+    use crate::config::clients::Clients;
     use http::{HeaderMap, HeaderValue};
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -80,17 +120,19 @@ mod tests {
             .collect()
     }
 
+    fn auth(h: &HeaderMap, t: &TokenDigest) -> Result<super::Identity, crate::error::ProxyError> {
+        authenticate(h, t, &Clients::default())
+    }
+
     #[test]
     fn accepts_either_header() {
         let t = &TokenDigest::of(b"0123456789abcdef");
-        assert!(authenticate(&headers(&[("authorization", "Bearer 0123456789abcdef")]), t).is_ok());
-        assert!(authenticate(&headers(&[("authorization", "bearer 0123456789abcdef")]), t).is_ok());
-        assert!(authenticate(&headers(&[("x-api-key", "0123456789abcdef")]), t).is_ok());
-        assert!(
-            authenticate(&headers(&[("authorization", "Bearer 0123456789abcdeX")]), t).is_err()
-        );
-        assert!(authenticate(&headers(&[("authorization", "0123456789abcdef")]), t).is_err());
-        assert!(authenticate(&headers(&[("x-api-key", "0123456789abcde")]), t).is_err());
-        assert!(authenticate(&headers(&[]), t).is_err());
+        assert!(auth(&headers(&[("authorization", "Bearer 0123456789abcdef")]), t).is_ok());
+        assert!(auth(&headers(&[("authorization", "bearer 0123456789abcdef")]), t).is_ok());
+        assert!(auth(&headers(&[("x-api-key", "0123456789abcdef")]), t).is_ok());
+        assert!(auth(&headers(&[("authorization", "Bearer 0123456789abcdeX")]), t).is_err());
+        assert!(auth(&headers(&[("authorization", "0123456789abcdef")]), t).is_err());
+        assert!(auth(&headers(&[("x-api-key", "0123456789abcde")]), t).is_err());
+        assert!(auth(&headers(&[]), t).is_err());
     }
 }

@@ -91,6 +91,25 @@ pub enum ProxyError {
         /// The limit in seconds.
         secs: u64,
     },
+    /// A client key asked for a model outside its `models` list.
+    #[error(
+        "client `{client}` may not use model `{model}`; GET /v1/models lists the models this key may use"
+    )]
+    ModelNotAllowed {
+        /// The client's name.
+        client: String,
+        /// The model asked for (clipped).
+        model: String,
+    },
+    /// A client key asked for `/metrics`, which only `AUTH_TOKEN` may read.
+    #[error("/metrics needs AUTH_TOKEN; a client key cannot read it")]
+    MetricsForbidden,
+    /// A client reached one of its limits.
+    #[error(
+        "client `{}` reached its {} limit ({}); retry after {} s",
+        .0.client, .0.reason.as_str(), .0.limit, .0.retry_after
+    )]
+    RateLimited(Box<crate::limits::Rejection>),
     /// The proxy is buffering as many request bytes as `MAX_INFLIGHT_BODY_BYTES` allows.
     #[error(
         "the proxy is busy (too many request bytes in flight, MAX_INFLIGHT_BODY_BYTES); retry after {retry_after} s"
@@ -118,6 +137,8 @@ impl ProxyError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NotConfigured { .. } | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::AllTargetsFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::ModelNotAllowed { .. } | Self::MetricsForbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -138,6 +159,12 @@ impl ProxyError {
             Self::Busy { .. } => ("server_error", "overloaded"),
             Self::NotConfigured { .. } => ("server_error", "provider_not_configured"),
             Self::AllTargetsFailed { .. } => ("server_error", "upstream_failed"),
+            Self::ModelNotAllowed { .. } => ("permission_error", "model_not_allowed"),
+            Self::MetricsForbidden => ("permission_error", "forbidden"),
+            Self::RateLimited(r) => match r.reason {
+                crate::limits::Reason::TokensPerMinute => ("tokens", "rate_limit_exceeded"),
+                _ => ("requests", "rate_limit_exceeded"),
+            },
         }
     }
 
@@ -156,6 +183,8 @@ impl ProxyError {
             Self::BodyTimeout { .. } => "timeout_error",
             Self::Busy { .. } => "overloaded_error",
             Self::NotConfigured { .. } | Self::AllTargetsFailed { .. } => "api_error",
+            Self::ModelNotAllowed { .. } | Self::MetricsForbidden => "permission_error",
+            Self::RateLimited(_) => "rate_limit_error",
         }
     }
 
@@ -193,6 +222,7 @@ impl ProxyError {
             Self::Busy { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
+            Self::RateLimited(r) => crate::limits::insert_headers(headers, r),
             Self::BodyTimeout { .. } => {
                 // The rest of the body may still be arriving: the connection cannot be reused.
                 headers.insert(header::CONNECTION, CLOSE);

@@ -2,7 +2,9 @@
 //!
 //! A request goes through the phases in [`pipeline`]: authenticate ([`auth`]) → parse
 //! ([`request_body`], [`model_field`]) → route ([`routes`]) → forward ([`forward`], over the
-//! clients in [`upstream`]) → relay ([`relay`]) → finish ([`request_log`]).
+//! clients in [`upstream`]) → relay ([`relay`]) → finish ([`request_log`]). Client keys:
+//! [`auth`] finds the client, [`limits`] applies its models and limits after the route,
+//! [`usage`] reads the tokens on the relayed body.
 //! `docs/architecture.md` maps every file.
 
 #![allow(
@@ -19,6 +21,8 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod healthcheck;
+pub mod keys;
+pub mod limits;
 pub mod local;
 pub mod log;
 pub mod metrics;

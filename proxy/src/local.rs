@@ -1,5 +1,5 @@
 //! Endpoints the proxy answers itself: `/ping` (no auth, no log line), `/v1/models` and
-//! `/metrics` (authenticated), and the 404 for everything else.
+//! `/metrics` (authenticated; `/metrics` for `AUTH_TOKEN` only), and the 404 for everything else.
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -27,14 +27,25 @@ pub fn pong() -> Response<ResponseBody> {
 /// Answers `/v1/models`, `/metrics`, or 404.
 pub fn answer<B>(state: &AppState, req: &Request<B>) -> Result<Response<ResponseBody>, ProxyError> {
     let token = &state.token;
+    let upstreams = state.upstreams.load();
+    let clients = &upstreams.config.clients;
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/v1/models") => {
-            authenticate(req.headers(), token)?;
-            let models = state.upstreams.load().models_json.clone();
+            let identity = authenticate(req.headers(), token, clients)?;
+            let models = match identity.client().and_then(|c| c.models.as_deref()) {
+                // A client with a models list sees only those.
+                Some(allowed) => crate::upstream::models_json(allowed.iter().map(|m| &**m)),
+                None => upstreams.models_json.clone(),
+            };
             Ok(fixed(StatusCode::OK, APPLICATION_JSON, models))
         }
         (&Method::GET, "/metrics") => {
-            authenticate(req.headers(), token)?;
+            if authenticate(req.headers(), token, clients)?
+                .client()
+                .is_some()
+            {
+                return Err(ProxyError::MetricsForbidden);
+            }
             let text = Bytes::from(state.metrics.render());
             Ok(fixed(StatusCode::OK, PROMETHEUS_TEXT, text))
         }

@@ -189,6 +189,14 @@ impl Line {
         }
     }
 
+    /// Adds an integer field when `value` is `Some`.
+    pub fn opt_u64(self, key: &str, value: Option<u64>) -> Self {
+        match value {
+            Some(v) => self.u64(key, v),
+            None => self,
+        }
+    }
+
     /// Adds an integer field.
     pub fn u64(mut self, key: &str, value: u64) -> Self {
         self.key(key);

@@ -55,6 +55,26 @@ enum Command {
     },
     /// Validate .env and provider-config.yaml and print the effective configuration, secrets redacted.
     CheckConfig(ConfigDir),
+    /// Client keys: make one, or hash one read on stdin. Writes no file.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Print a new random key for client NAME (once) and the `clients:` entry to paste.
+    New {
+        /// The client's name: letters, digits, - _ .
+        name: String,
+        /// Make COUNT clients NAME-1 … NAME-COUNT (for benchmarks): the entries go to
+        /// stdout, `name key` lines to stderr.
+        #[arg(long)]
+        count: Option<u32>,
+    },
+    /// Read a key on stdin and print its SHA-256, the `key_sha256` of its entry.
+    Hash,
 }
 
 #[derive(clap::Args)]
@@ -74,6 +94,7 @@ fn main() -> ExitCode {
         None => serve(&ConfigDir::parse_default()),
         Some(Command::Serve(dir)) => serve(&dir),
         Some(Command::CheckConfig(dir)) => check_config(&dir),
+        Some(Command::Keys { action }) => keys(&action),
         Some(Command::Healthcheck { port, host }) => {
             let port = port
                 .or_else(|| {
@@ -99,6 +120,30 @@ impl ConfigDir {
         Self {
             config_dir: std::env::var_os("AI_PROXY_CONFIG_DIR")
                 .map_or_else(|| PathBuf::from("/app/config"), PathBuf::from),
+        }
+    }
+}
+
+fn keys(action: &KeysAction) -> ExitCode {
+    let out = match action {
+        KeysAction::New {
+            name,
+            count: Some(count),
+        } => ai_proxy::keys::new_entries(name, *count).map(|(entries, keys)| {
+            eprint!("{keys}");
+            entries
+        }),
+        KeysAction::New { name, count: None } => ai_proxy::keys::new_entry(name),
+        KeysAction::Hash => ai_proxy::keys::hash_input(std::io::stdin().lock()),
+    };
+    match out {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ai-proxy keys: {e}");
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }

@@ -10,7 +10,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::auth::Identity;
+use crate::limits::Reason;
 use crate::outcome::UpstreamFailure;
+use crate::usage::{TokenType, Tokens};
+
+/// The `client` label of `AUTH_TOKEN`'s requests.
+static OPERATOR: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| Arc::from(crate::config::clients::OPERATOR));
 
 /// Histogram bucket bounds in seconds.
 const BUCKETS: [f64; 16] = [
@@ -56,6 +63,9 @@ impl Histogram {
     }
 }
 
+/// client, model, provider, type.
+type TokenSeries = (Arc<str>, Arc<str>, Arc<str>, TokenType);
+
 #[derive(Default)]
 struct Families {
     requests: BTreeMap<(Arc<str>, Arc<str>, u16), u64>,
@@ -65,6 +75,12 @@ struct Families {
     /// Failed attempts by reason and whether the next target was tried.
     fallbacks: BTreeMap<(UpstreamFailure, bool), u64>,
     overhead: Histogram,
+    /// Tokens by client, model, provider and type.
+    tokens: BTreeMap<TokenSeries, u64>,
+    /// Requests by client (the policy's refusals included).
+    client_requests: BTreeMap<Arc<str>, u64>,
+    /// Policy refusals by client and reason.
+    client_rejected: BTreeMap<(Arc<str>, Reason), u64>,
 }
 
 /// All metrics of the process.
@@ -149,6 +165,36 @@ impl Metrics {
             .observe(total);
     }
 
+    /// Counts a client's request, its tokens, and a policy refusal. The `client` label is a
+    /// configured name (or `operator`), so the series stay bounded by the config.
+    pub fn record_client(
+        &self,
+        identity: &Identity,
+        model: &Arc<str>,
+        provider: &Arc<str>,
+        tokens: &Tokens,
+        rejected: Option<Reason>,
+    ) {
+        let client = match identity {
+            Identity::SharedToken => OPERATOR.clone(),
+            Identity::Client(c) => c.name.clone(),
+        };
+        let mut f = lock(&self.families);
+        for (kind, n) in tokens.by_type() {
+            if n > 0 {
+                *f.tokens
+                    .entry((client.clone(), model.clone(), provider.clone(), kind))
+                    .or_default() += n;
+            }
+        }
+        if let Some(reason) = rejected {
+            *f.client_rejected
+                .entry((client.clone(), reason))
+                .or_default() += 1;
+        }
+        *f.client_requests.entry(client).or_default() += 1;
+    }
+
     /// Records the wait for an upstream's response headers and the proxy's own overhead.
     pub fn record_upstream(&self, provider: &Arc<str>, wait: Duration, overhead: Duration) {
         let mut f = lock(&self.families);
@@ -230,6 +276,7 @@ impl Metrics {
                 reason.as_str()
             );
         }
+        render_clients(&f, &mut out);
         drop(f);
         self.render_process(&mut out);
         let _ = writeln!(
@@ -311,6 +358,38 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+    }
+}
+
+/// The per-client families.
+fn render_clients(f: &Families, out: &mut String) {
+    out.push_str("# HELP ai_proxy_tokens_total Tokens reported by the upstreams, by client, model, provider and type (input, output, cache_read, cache_write).\n# TYPE ai_proxy_tokens_total counter\n");
+    for ((client, model, provider, kind), n) in &f.tokens {
+        let _ = writeln!(
+            out,
+            "ai_proxy_tokens_total{{client=\"{}\",model=\"{}\",provider=\"{}\",type=\"{}\"}} {n}",
+            escape(client),
+            escape(model),
+            escape(provider),
+            kind.as_str()
+        );
+    }
+    out.push_str("# HELP ai_proxy_client_requests_total Requests by client (AUTH_TOKEN is client=\"operator\"), refusals included.\n# TYPE ai_proxy_client_requests_total counter\n");
+    for (client, n) in &f.client_requests {
+        let _ = writeln!(
+            out,
+            "ai_proxy_client_requests_total{{client=\"{}\"}} {n}",
+            escape(client)
+        );
+    }
+    out.push_str("# HELP ai_proxy_client_rejected_total Client requests refused by the client's models list (403) or limits (429), by reason.\n# TYPE ai_proxy_client_rejected_total counter\n");
+    for ((client, reason), n) in &f.client_rejected {
+        let _ = writeln!(
+            out,
+            "ai_proxy_client_rejected_total{{client=\"{}\",reason=\"{}\"}} {n}",
+            escape(client),
+            reason.as_str()
+        );
     }
 }
 

@@ -18,6 +18,13 @@ pub struct ModelField<'a> {
     pub name: Cow<'a, str>,
     /// Byte range of the JSON string value in the body, quotes included.
     span: (usize, usize),
+    /// Whether the top-level `stream` is `true`.
+    pub stream: bool,
+    /// Byte range of the top-level `stream_options` value, if present.
+    pub stream_options: Option<(usize, usize)>,
+    /// A second value to splice in (`stream_options`, see [`crate::usage::ask_for_usage`]):
+    /// the byte range it replaces (empty for an insertion) and the new bytes.
+    pub extra: Option<((usize, usize), Bytes)>,
 }
 
 #[derive(Deserialize)]
@@ -26,6 +33,16 @@ struct OnlyModel<'a> {
     // value borrows the exact slice of the body.
     #[serde(borrow)]
     model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
+    // `null` included: it is replaced, not followed by a second `stream_options`.
+    #[serde(borrow, default, deserialize_with = "present")]
+    stream_options: Option<&'a RawValue>,
+}
+
+/// A member that is present, whatever its value (`Option<&RawValue>` reads `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 const SHAPE: &str = "the body must be a JSON object with a string `model`";
@@ -50,10 +67,16 @@ pub fn parse(body: &[u8]) -> Result<ModelField<'_>, ProxyError> {
     let raw = parsed.model.ok_or(ProxyError::MissingModel)?.get();
     let name: Cow<'_, str> = serde_json::from_str(raw)
         .map_err(|e| ProxyError::InvalidBody(format!("`model`: {e} ({SHAPE})")))?;
-    let start = raw.as_ptr() as usize - body.as_ptr() as usize;
+    let span_of = |raw: &str| {
+        let start = raw.as_ptr() as usize - body.as_ptr() as usize;
+        (start, start + raw.len())
+    };
     Ok(ModelField {
         name,
-        span: (start, start + raw.len()),
+        span: span_of(raw),
+        stream: parsed.stream.is_some_and(|s| s.get() == "true"),
+        stream_options: parsed.stream_options.map(|r| span_of(r.get())),
+        extra: None,
     })
 }
 
@@ -61,12 +84,28 @@ pub fn parse(body: &[u8]) -> Result<ModelField<'_>, ProxyError> {
 /// are slices of `body`, not copies; nothing changes when the name is the same.
 #[must_use]
 pub fn rewrite(body: &Bytes, field: &ModelField<'_>, new: &str) -> UpstreamBody {
-    if field.name == new {
-        return UpstreamBody::new([body.clone(), Bytes::new(), Bytes::new()]);
+    let model = (field.name != new).then(|| {
+        let encoded = serde_json::to_string(new).unwrap_or_default();
+        (field.span, Bytes::from(encoded))
+    });
+    match (model.as_ref(), field.extra.as_ref()) {
+        (None, None) => UpstreamBody::new([body.clone(), Bytes::new(), Bytes::new()]),
+        (Some(((start, end), value)), None) | (None, Some(((start, end), value))) => {
+            UpstreamBody::new([body.slice(..*start), value.clone(), body.slice(*end..)])
+        }
+        (Some(a), Some(b)) => {
+            let (first, second) = if a.0.0 <= b.0.0 { (a, b) } else { (b, a) };
+            let ((s1, e1), v1) = first;
+            let ((s2, e2), v2) = second;
+            UpstreamBody::spliced([
+                body.slice(..*s1),
+                v1.clone(),
+                body.slice(*e1..*s2),
+                v2.clone(),
+                body.slice(*e2..),
+            ])
+        }
     }
-    let encoded = serde_json::to_string(new).unwrap_or_default();
-    let (start, end) = field.span;
-    UpstreamBody::new([body.slice(..start), Bytes::from(encoded), body.slice(end..)])
 }
 
 #[cfg(test)]

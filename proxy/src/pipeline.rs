@@ -17,7 +17,8 @@ use crate::request_body::BodyLimits;
 use crate::request_log::RequestLog;
 use crate::routes::{self, Api};
 use crate::state::AppState;
-use crate::{auth, local, model_field, relay, request_body};
+use crate::usage::{self, Shape, UsageObserver};
+use crate::{auth, limits, local, model_field, relay, request_body};
 
 /// The hyper service: every request enters here.
 pub async fn handle(
@@ -39,6 +40,7 @@ pub async fn handle(
         // relay → finish: the record finishes when the relayed body ends or is dropped.
         Ok(forwarded) => relay::relay(forwarded, log),
         Err(e) => {
+            log.rejected = crate::limits::reason_of(&e);
             log.error = Some(state.redact(&e.to_string()));
             respond(&state, Err(e), api.flavor(), log)
         }
@@ -53,7 +55,12 @@ async fn proxy(
     api: Api,
     log: &mut RequestLog,
 ) -> Result<Forwarded, ProxyError> {
-    log.identity = Some(auth::authenticate(req.headers(), &state.token)?);
+    let identity = auth::authenticate(
+        req.headers(),
+        &state.token,
+        &state.upstreams.load().config.clients,
+    )?;
+    log.identity = Some(identity.clone());
     let (parts, body) = req.into_parts();
     let limits = BodyLimits {
         max_bytes: state.settings.max_body_bytes,
@@ -64,10 +71,13 @@ async fn proxy(
         .await
         .inspect_err(|e| log.budget_refused = matches!(e, ProxyError::Busy { .. }))?;
     log.bytes_in = body.bytes.len() as u64;
-    let field = model_field::parse(&body.bytes)?;
+    let mut field = model_field::parse(&body.bytes)?;
     let upstreams = state.upstreams.load_full();
     let model = routes::route(&upstreams, &field.name)?;
     log.model = Some(model.name.clone());
+    log.admission = limits::authorize(&state.limits, &identity, model)?;
+    let strip = Shape::must_ask(api) && usage::ask_for_usage(&body.bytes, &mut field);
+    log.usage = UsageObserver::new(Shape::of(api), strip);
     let client = ClientRequest {
         api,
         headers: &parts.headers,

@@ -51,6 +51,11 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
     log.status = parts.status.as_u16();
     log.headers_after = Some(headers_after);
     log.provider = Some(provider.name.clone());
+    log.usage.start(sse);
+    if log.usage.strips() {
+        // The usage chunk is removed: the length changes.
+        parts.headers.remove(CONTENT_LENGTH);
+    }
     if sse {
         log.mark_streamed();
         // Proxies such as nginx buffer unless told not to.
@@ -149,6 +154,9 @@ impl RelayBody {
     /// The upstream body's size hint.
     #[must_use]
     pub fn size_hint(&self) -> SizeHint {
+        if self.log.usage.strips() {
+            return SizeHint::default();
+        }
         self.inner.size_hint()
     }
 
@@ -180,7 +188,6 @@ impl RelayBody {
         let now = Instant::now();
         self.last_in = now;
         self.last_out = now;
-        self.log.usage.observe(data);
         self.log.bytes_out += data.len() as u64;
         if data.len() >= 4 {
             self.tail.copy_from_slice(&data[data.len() - 4..]);
@@ -212,31 +219,55 @@ impl RelayBody {
         if this.done {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.note_data(data);
+        loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    };
+                    // The usage observer reads each chunk and may hold back or remove bytes
+                    // (the usage chunk the proxy asked for): relay what it returns.
+                    let mut data = this.log.usage.relay(data);
+                    // A body of known length is over with its last byte: hyper may not
+                    // poll again, so it ends now.
+                    let ended = this.inner.is_end_stream();
+                    if ended {
+                        let rest = this.log.usage.flush();
+                        if !rest.is_empty() {
+                            data = Bytes::from([data, rest].concat());
+                        }
+                        this.end(Outcome::Complete, None);
+                    }
+                    if data.is_empty() {
+                        if ended {
+                            return Poll::Ready(None);
+                        }
+                        this.last_in = Instant::now();
+                        continue;
+                    }
+                    this.note_data(&data);
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                // hyper stops polling a length-delimited body once its declared length is
-                // written, so the `None` below never comes: its last byte is its end.
-                if this.inner.is_end_stream() {
+                Poll::Ready(Some(Err(e))) => {
+                    let message = format!("upstream body: {e}");
+                    this.end(
+                        Outcome::UpstreamError,
+                        Some((UpstreamFailure::Stream, message)),
+                    );
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Ready(None) => {
+                    let rest = this.log.usage.flush();
+                    if !rest.is_empty() {
+                        this.note_data(&rest);
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
                     this.end(Outcome::Complete, None);
+                    return Poll::Ready(None);
                 }
-                return Poll::Ready(Some(Ok(frame)));
+                Poll::Pending => break,
             }
-            Poll::Ready(Some(Err(e))) => {
-                let message = format!("upstream body: {e}");
-                this.end(
-                    Outcome::UpstreamError,
-                    Some((UpstreamFailure::Stream, message)),
-                );
-                return Poll::Ready(Some(Err(e.into())));
-            }
-            Poll::Ready(None) => {
-                this.end(Outcome::Complete, None);
-                return Poll::Ready(None);
-            }
-            Poll::Pending => {}
         }
         this.poll_timer(cx)
     }

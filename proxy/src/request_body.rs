@@ -140,11 +140,12 @@ fn take(budget: &Arc<Semaphore>, n: usize) -> Result<OwnedSemaphorePermit, Proxy
     budget.clone().try_acquire_many_owned(n).map_err(|_| busy())
 }
 
-/// A request body sent upstream: up to three slices of shared buffers, sent in order.
-/// Cloning it (for the next fallback target) copies no body bytes.
+/// A request body sent upstream: up to five slices of shared buffers (the client's bytes
+/// around at most two spliced values), sent in order. Cloning it (for the next fallback
+/// target) copies no body bytes.
 #[derive(Clone, Debug, Default)]
 pub struct UpstreamBody {
-    chunks: [Bytes; 3],
+    chunks: [Bytes; 5],
     next: usize,
 }
 
@@ -152,6 +153,13 @@ impl UpstreamBody {
     /// The body made of `chunks`, in order.
     #[must_use]
     pub fn new(chunks: [Bytes; 3]) -> Self {
+        let [a, b, c] = chunks;
+        Self::spliced([a, b, c, Bytes::new(), Bytes::new()])
+    }
+
+    /// The body made of five `chunks`, in order.
+    #[must_use]
+    pub fn spliced(chunks: [Bytes; 5]) -> Self {
         Self { chunks, next: 0 }
     }
 
@@ -159,7 +167,7 @@ impl UpstreamBody {
     /// transforms that must see it whole.
     #[must_use]
     pub fn to_bytes(&self) -> Bytes {
-        let live = &self.chunks[self.next.min(3)..];
+        let live = &self.chunks[self.next.min(self.chunks.len())..];
         match live.iter().filter(|c| !c.is_empty()).count() {
             0 => Bytes::new(),
             1 => live
@@ -172,7 +180,7 @@ impl UpstreamBody {
     }
 
     fn remaining(&self) -> u64 {
-        self.chunks[self.next.min(3)..]
+        self.chunks[self.next.min(self.chunks.len())..]
             .iter()
             .map(|c| c.len() as u64)
             .sum()

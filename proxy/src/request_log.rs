@@ -58,6 +58,11 @@ pub struct RequestLog {
     /// Upstream failures met on the way, counted in the metrics at the finish: the provider,
     /// the failure, and for a failed attempt whether fallback to the next target was allowed.
     pub failures: Vec<(Arc<str>, UpstreamFailure, Option<bool>)>,
+    /// A limited client's admission: its concurrency slot, held until the finish, and
+    /// where its tokens are counted.
+    pub admission: Option<crate::limits::Admission>,
+    /// Why a client's request was refused by policy, if it was.
+    pub rejected: Option<crate::limits::Reason>,
     counted_in_flight: bool,
 }
 
@@ -97,6 +102,8 @@ impl RequestLog {
             error: None,
             budget_refused: false,
             failures: Vec::new(),
+            admission: None,
+            rejected: None,
             counted_in_flight: false,
         }
     }
@@ -144,6 +151,10 @@ impl RequestLog {
             self.outcome = Outcome::ClientClosed;
         }
         let total = self.started.elapsed();
+        self.usage.finish();
+        if let Some(admission) = &self.admission {
+            admission.add_tokens(self.usage.tokens.total());
+        }
         self.record_metrics(total);
         // A client can cause these at will, without a token: a flood must not flush the
         // log history (docker keeps a few tens of MB).
@@ -155,6 +166,13 @@ impl RequestLog {
         } else {
             "info"
         };
+        let t = self.usage.tokens;
+        let reported = self.usage.reported;
+        let usage = reported.then_some(if self.outcome == Outcome::Complete {
+            "complete"
+        } else {
+            "incomplete"
+        });
         log::Line::new(level, "request")
             .str("request_id", self.request_id.to_str().unwrap_or("-"))
             .str("method", self.method.as_str())
@@ -170,6 +188,12 @@ impl RequestLog {
             .u64("bytes_out", self.bytes_out)
             .bool("streamed", self.streamed)
             .str("outcome", self.outcome.as_str())
+            .opt_str("client", self.identity.as_ref().map(Identity::name))
+            .opt_u64("input_tokens", reported.then_some(t.input))
+            .opt_u64("output_tokens", reported.then_some(t.output))
+            .opt_u64("cache_read_tokens", reported.then_some(t.cache_read))
+            .opt_u64("cache_write_tokens", reported.then_some(t.cache_write))
+            .opt_str("usage", usage)
             .opt_str("error", self.error.as_deref())
             .emit();
     }
@@ -205,6 +229,15 @@ impl RequestLog {
         if let Some(model) = &self.model {
             let provider = self.provider.clone().unwrap_or_else(|| Arc::from(""));
             m.record_request(model, &provider, self.status, total);
+            if let Some(identity) = &self.identity {
+                m.record_client(
+                    identity,
+                    model,
+                    &provider,
+                    &self.usage.tokens,
+                    self.rejected,
+                );
+            }
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub config_dir: PathBuf,
     /// The content hash of the provider file last loaded or rejected.
     pub config_hash: Mutex<Option<u64>>,
+    /// The clients' rate-limit and concurrency counters (per process).
+    pub limits: crate::limits::Registry,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             token: TokenDigest::of(config.settings.auth_token.expose().as_bytes()),
             metrics: Arc::new(Metrics::new(config.settings.log_rejected_per_sec)),
             body_budget: Arc::new(Semaphore::new(budget)),
+            limits: crate::limits::Registry::new(config.settings.rate_limit_window),
             settings: config.settings,
             upstreams: ArcSwap::from_pointee(upstreams),
             tls,

@@ -50,6 +50,18 @@ pub fn build_client(provider: &Provider, tls: &rustls::ClientConfig) -> HttpClie
         .build(https)
 }
 
+/// The `GET /v1/models` body listing `names`.
+pub fn models_json<'a>(names: impl Iterator<Item = &'a str>) -> Bytes {
+    let data: Vec<serde_json::Value> = names
+        .map(|name| {
+            serde_json::json!({
+                "id": name, "object": "model", "created": 0, "owned_by": "ai-proxy"
+            })
+        })
+        .collect();
+    Bytes::from(serde_json::json!({ "object": "list", "data": data }).to_string())
+}
+
 /// The providers and models in force, with their clients. Replaced as a whole on SIGHUP;
 /// requests in flight keep the one they started with.
 pub struct Upstreams {
@@ -70,17 +82,7 @@ impl Upstreams {
             .iter()
             .map(|p| build_client(p, tls))
             .collect();
-        let data: Vec<serde_json::Value> = config
-            .models
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "id": &*m.name, "object": "model", "created": 0, "owned_by": "ai-proxy"
-                })
-            })
-            .collect();
-        let models_json =
-            Bytes::from(serde_json::json!({ "object": "list", "data": data }).to_string());
+        let models_json = models_json(config.models.iter().map(|m| &*m.name));
         Self {
             config,
             clients,

@@ -1,6 +1,7 @@
 //! Loads and validates the two configuration files: `.env` (process settings and secrets)
 //! and `provider-config.yaml` (providers and models).
 
+pub mod clients;
 pub mod dotenv;
 pub mod duration;
 pub mod expand;
@@ -82,12 +83,15 @@ impl Config {
             settings: &'a Settings,
             providers: Vec<providers::ProviderView<'a>>,
             models: Vec<providers::ModelView<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            clients: Vec<clients::ClientView<'a>>,
         }
         let view = View {
             config_dir: self.dir.display().to_string(),
             settings: &self.settings,
             providers: self.providers.provider_views(),
             models: self.providers.model_views(),
+            clients: self.providers.clients.views(),
         };
         serde_norway::to_string(&view).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }

@@ -68,6 +68,10 @@ pub struct Settings {
     /// disables).
     #[serde(serialize_with = "serialize_duration")]
     pub config_poll_interval: Duration,
+    /// `RATE_LIMIT_WINDOW`: the window of the clients' `requests_per_minute` and
+    /// `tokens_per_minute` (default 1 minute; shorter only for tests).
+    #[serde(serialize_with = "serialize_duration")]
+    pub rate_limit_window: Duration,
 }
 
 /// Limits on client connections.
@@ -169,6 +173,8 @@ const fn optional<T>(
     }
 }
 
+const RATE_LIMIT_WINDOW: Key<Duration> = duration_key("RATE_LIMIT_WINDOW", 60);
+
 /// A duration key with a default in seconds; it must be above zero.
 const fn duration_key(name: &'static str, default_secs: u64) -> Key<Duration> {
     optional(
@@ -200,6 +206,7 @@ impl Settings {
             log_queue_lines: LOG_QUEUE_LINES.read(env)?,
             log_rejected_per_sec: LOG_REJECTED_PER_SEC.read(env)?,
             config_poll_interval: CONFIG_POLL_INTERVAL.read(env)?,
+            rate_limit_window: RATE_LIMIT_WINDOW.read(env)?,
         };
         if settings.max_body_bytes > settings.max_inflight_body_bytes {
             return Err(ConfigError::Invalid {

@@ -52,9 +52,16 @@ def _json(handler, status, body):
     handler.wfile.write(data)
 
 
+# The usage a streamed chat completion reports in its final chunk, when asked.
+STREAM_USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+
+
 def _openai_chat(handler, body):
     model = body["model"]
     if body.get("stream"):
+        # As the real API: a usage chunk (empty choices) only with stream_options.include_usage,
+        # and then `"usage": null` on every other chunk.
+        include_usage = (body.get("stream_options") or {}).get("include_usage") is True
         events = []
         for i, piece in enumerate(["Hello", " from", " upstream"]):
             delta = {"content": piece}
@@ -64,12 +71,22 @@ def _openai_chat(handler, body):
                 "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
             }
+            if include_usage:
+                chunk["usage"] = None
             events.append(f"data: {json.dumps(chunk)}\n\n")
         last = {
             "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model,
             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
         }
+        if include_usage:
+            last["usage"] = None
         events.append(f"data: {json.dumps(last)}\n\n")
+        if include_usage:
+            usage = {
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [], "usage": STREAM_USAGE,
+            }
+            events.append(f"data: {json.dumps(usage)}\n\n")
         events.append("data: [DONE]\n\n")
         _sse(handler, events)
     else:
@@ -158,11 +175,12 @@ class Upstream:
 class Proxy:
     """The real binary on an OS-chosen port, with its log lines collected."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, clients="", env_extra=""):
+        """`clients`: a `clients:` section to append; `env_extra`: more `.env` lines."""
         self.dir = Path(tempfile.mkdtemp(prefix="ai-proxy-sdk-"))
         (self.dir / ".env").write_text(
             f"PORT=0\nBIND=127.0.0.1\nAUTH_TOKEN={TOKEN}\n"
-            f"OPENAI_API_KEY={OPENAI_KEY}\nANTHROPIC_API_KEY={ANTHROPIC_KEY}\n"
+            f"OPENAI_API_KEY={OPENAI_KEY}\nANTHROPIC_API_KEY={ANTHROPIC_KEY}\n{env_extra}"
         )
         base = f"http://127.0.0.1:{upstream.port}"
         (self.dir / "provider-config.yaml").write_text(
@@ -173,6 +191,7 @@ class Proxy:
             "  - name: gpt-4o-mini\n    targets:\n      - provider: openai\n        model: upstream-gpt\n"
             "  - name: text-embedding-3-small\n    targets:\n      - provider: openai\n"
             "  - name: claude-haiku-4-5\n    targets:\n      - provider: anthropic\n        model: upstream-claude\n"
+            + clients
         )
         self.lines = []
         listening = queue.Queue()

@@ -75,7 +75,8 @@ pub fn lower(
         }
         models.push(model(i, m, &providers, &by_name, loc)?);
     }
-    Ok(ProviderConfig::new(providers, models))
+    let clients = crate::config::clients::lower(raw.clients, &models, loc)?;
+    Ok(ProviderConfig::new(providers, models, clients))
 }
 
 /// `raw`'s timeouts, each falling back to `base`.

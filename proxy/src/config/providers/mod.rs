@@ -3,7 +3,7 @@
 //! validated types, loading, and lookups. The file's shape is in [`schema`], its lowering
 //! into these types in [`lower`], the redacted view in [`view`].
 
-mod lower;
+pub(crate) mod lower;
 mod schema;
 mod view;
 
@@ -20,6 +20,7 @@ pub use view::{ModelView, ProviderView};
 
 use super::duration::serialize_duration;
 use super::{ConfigError, EnvSource};
+use crate::config::clients::Clients;
 use crate::secret::Secret;
 
 /// Which API a provider speaks.
@@ -130,6 +131,8 @@ pub struct ProviderConfig {
     pub providers: Vec<Arc<Provider>>,
     /// Models in file order.
     pub models: Vec<Model>,
+    /// The `clients:` section: per-client keys, models and limits.
+    pub clients: Clients,
     by_name: HashMap<Arc<str>, usize>,
 }
 
@@ -159,7 +162,7 @@ impl ProviderConfig {
         lower::lower(raw, env, &lower::Locator::new(path, text))
     }
 
-    fn new(providers: Vec<Arc<Provider>>, models: Vec<Model>) -> Self {
+    fn new(providers: Vec<Arc<Provider>>, models: Vec<Model>, clients: Clients) -> Self {
         let by_name = models
             .iter()
             .enumerate()
@@ -168,6 +171,7 @@ impl ProviderConfig {
         Self {
             providers,
             models,
+            clients,
             by_name,
         }
     }

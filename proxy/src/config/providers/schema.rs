@@ -15,6 +15,8 @@ pub struct RawFile {
     pub defaults: RawTimeouts,
     pub providers: Vec<RawProvider>,
     pub models: Vec<RawModel>,
+    #[serde(default)]
+    pub clients: Vec<crate::config::clients::RawClient>,
 }
 
 #[derive(Deserialize, Default)]
