@@ -611,16 +611,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::release::render;
 
-    /// The fixed inputs of the golden files (as in render.rs's tests).
+    /// The fixed inputs of the golden files.
     pub(crate) fn fixed_params() -> render::Params {
-        render::Params {
-            version: "1.2.3".into(),
-            target: "x86_64-unknown-linux-musl".into(),
-            port: 8080,
-            uid: 1001,
-            gid: 1001,
-            source_url: "https://github.com/ai-proxy/ai-proxy".into(),
-        }
+        render::tests::fixed()
     }
 
     fn dockerfile() -> String {

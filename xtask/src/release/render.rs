@@ -114,7 +114,7 @@ fn render(template: &impl Template, name: &str) -> Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Golden files: each template rendered with fixed inputs must equal `xtask/tests/golden/<file>`.
     //! `UPDATE_GOLDEN=1 cargo test -p xtask` rewrites them after an intended template change.
 
@@ -122,7 +122,8 @@ mod tests {
 
     use super::*;
 
-    fn fixed() -> Params {
+    /// The fixed inputs of every golden file.
+    pub(crate) fn fixed() -> Params {
         Params {
             version: "1.2.3".into(),
             target: "x86_64-unknown-linux-musl".into(),
@@ -140,11 +141,14 @@ mod tests {
 
     const FIXED_SHA256: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn check_golden(name: &str, rendered: &str) {
+    /// Compares `rendered` with `xtask/tests/golden/<name>` (`name` may have a directory);
+    /// `UPDATE_GOLDEN=1` rewrites it instead.
+    pub(crate) fn check_golden(name: &str, rendered: &str) {
         let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name]
             .iter()
             .collect();
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, rendered).unwrap();
             return;
         }

@@ -237,31 +237,8 @@ mod tests {
     /// Same contract as render.rs's golden files: `UPDATE_GOLDEN=1 cargo test -p xtask` refreshes.
     #[test]
     fn manifests_match_golden() {
-        let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", DIR_NAME]
-            .iter()
-            .collect();
         for (name, text) in rendered() {
-            let path = dir.join(name);
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(&path, &text).unwrap();
-                continue;
-            }
-            let golden = std::fs::read_to_string(&path).unwrap_or_default();
-            if golden != text {
-                let line = golden
-                    .lines()
-                    .zip(text.lines())
-                    .position(|(a, b)| a != b)
-                    .unwrap_or_else(|| golden.lines().count().min(text.lines().count()));
-                panic!(
-                    "{} is stale or missing: templates/{DIR_NAME}/{name} now renders differently \
-                     from line {}.\nIf intended, refresh with:\n    UPDATE_GOLDEN=1 cargo test -p \
-                     xtask\nand review `git diff xtask/tests/golden`.",
-                    path.display(),
-                    line + 1
-                );
-            }
+            crate::release::render::tests::check_golden(&format!("{DIR_NAME}/{name}"), &text);
         }
     }
 
