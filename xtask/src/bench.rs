@@ -10,6 +10,7 @@ mod fixture;
 mod holdmock;
 mod host;
 mod http;
+mod instructions;
 mod measure;
 mod plan;
 mod procfs;
@@ -30,6 +31,7 @@ use fixture::Bench;
 use plan::{Mode, Plan, Target};
 
 #[derive(clap::Args)]
+#[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
 pub struct Args {
     /// A few seconds: fewer and shorter points, 50 streams instead of 1,000, 2,000 requests
     /// instead of 100,000, no image. Checks that every measurement can be taken, not timings.
@@ -54,6 +56,18 @@ pub struct Args {
     /// Rounds over every point; medians are reported (default 3; 1 with --quick).
     #[arg(long, value_name = "N")]
     rounds: Option<u32>,
+    /// Instead of timings: user-space instructions per request through nginx and ai-proxy,
+    /// counted by callgrind over a fixed sequential load (4,000 json, 1,000 stream requests).
+    #[arg(long)]
+    instructions: bool,
+    /// With --instructions: measure ai-proxy only and fail when it exceeds the committed budget
+    /// (xtask/bench/instructions-budget.toml) by more than 5%; `cargo xtask test` runs this.
+    #[arg(long, requires = "instructions")]
+    check_budget: bool,
+    /// With --instructions: how many times to measure; the median is reported with the spread
+    /// (default 3).
+    #[arg(long, value_name = "N", requires = "instructions")]
+    repeats: Option<u32>,
 }
 
 /// One wrk run against one target.
@@ -160,21 +174,17 @@ fn run(sh: &Shell, args: &Args) -> Result<()> {
     if args.write_docs && args.quick {
         bail!("--write-docs records full-run figures in docs/: drop --quick");
     }
+    if args.instructions {
+        crate::tools::ensure_for(sh, &["instructions"], crate::tools::For::Test)?;
+        let bin = proxy_binary(sh, args)?;
+        let repeats = args.repeats.unwrap_or(3).max(1);
+        return instructions::run(&bin, args.check_budget, repeats);
+    }
     crate::tools::ensure_for(sh, &["bench"], crate::tools::For::Test)?;
     let plan = Plan::new(args);
     let started = Instant::now();
 
-    let bin = if let Some(path) = &args.bin {
-        path.canonicalize()
-            .with_context(|| format!("--bin {}: no such file", path.display()))?
-    } else {
-        let extra = args
-            .features
-            .iter()
-            .flat_map(|f| ["--features".to_owned(), f.clone()])
-            .collect::<Vec<_>>();
-        build::build_proxy(sh, &extra, "main")?
-    };
+    let bin = proxy_binary(sh, args)?;
     let allocator_bins = if args.compare_allocators {
         build::allocator_builds(sh)?
     } else {
@@ -216,6 +226,23 @@ fn run(sh: &Shell, args: &Args) -> Result<()> {
     report::write_all(&results, args.write_docs)?;
     println!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `--bin`, or the release binary with `--features`, built as `cargo xtask release` builds it
+/// (stripped, fat LTO): callgrind counts a stripped binary's instructions as well, and the
+/// count must be the shipped code's.
+fn proxy_binary(sh: &Shell, args: &Args) -> Result<PathBuf> {
+    if let Some(path) = &args.bin {
+        return path
+            .canonicalize()
+            .with_context(|| format!("--bin {}: no such file", path.display()));
+    }
+    let extra = args
+        .features
+        .iter()
+        .flat_map(|f| ["--features".to_owned(), f.clone()])
+        .collect::<Vec<_>>();
+    build::build_proxy(sh, &extra, "main")
 }
 
 fn command_line(args: &Args) -> String {
