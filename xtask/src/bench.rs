@@ -12,6 +12,7 @@ mod host;
 mod http;
 mod instructions;
 mod measure;
+mod peers;
 mod plan;
 mod procfs;
 mod report;
@@ -64,6 +65,10 @@ pub struct Args {
     /// (xtask/bench/instructions-budget.toml) by more than 5%; `cargo xtask test` runs this.
     #[arg(long, requires = "instructions")]
     check_budget: bool,
+    /// Instead of the full run: ai-proxy, nginx, `litellm` and the Portkey gateway side by side
+    /// on the same mock and load (installs the pinned peers under target/bench/peers/).
+    #[arg(long, conflicts_with = "instructions")]
+    peers: bool,
     /// With --instructions: how many times to measure; the median is reported with the spread
     /// (default 3).
     #[arg(long, value_name = "N", requires = "instructions")]
@@ -181,6 +186,10 @@ fn run(sh: &Shell, args: &Args) -> Result<()> {
         return instructions::run(&bin, args.check_budget, repeats);
     }
     crate::tools::ensure_for(sh, &["bench"], crate::tools::For::Test)?;
+    if args.peers {
+        let bin = proxy_binary(sh, args)?;
+        return peers::run(sh, &bin, args.seconds.unwrap_or(5).max(1));
+    }
     let plan = Plan::new(args);
     let started = Instant::now();
 

@@ -38,6 +38,7 @@ impl<'a> Bench<'a> {
                 script,
                 &request_body(mode.model(), *mode == Mode::Stream),
                 TOKEN,
+                &[],
             )?;
         }
         Ok(Self {

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 client on `std::net`, enough for readiness probes, the correctness check
 //! before each measurement, time to first byte and holding streams open.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -20,10 +21,27 @@ pub fn addr(port: u16) -> SocketAddr {
 
 /// The bytes of a `POST` with a JSON body.
 pub fn post(path: &str, token: Option<&str>, body: &str, keep_alive: bool) -> Vec<u8> {
+    post_with(path, token, &[], body, keep_alive)
+}
+
+/// [`post`] with more headers (a peer gateway's routing headers).
+pub fn post_with(
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+    keep_alive: bool,
+) -> Vec<u8> {
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let extra = headers
+        .iter()
+        .fold(String::new(), |mut out, (name, value)| {
+            let _ = write!(out, "{name}: {value}\r\n");
+            out
+        });
     let connection = if keep_alive { "keep-alive" } else { "close" };
     format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{extra}Content-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
         body.len()
     )

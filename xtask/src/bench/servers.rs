@@ -278,3 +278,44 @@ pub fn start_proxy(name: &str, bin: &Path, config_dir: &Path, launch: &Launch) -
     }
     Ok(server)
 }
+
+/// Starts another gateway (a peer, e.g. `litellm`) from `cmd`, which must make it listen on
+/// `port`, and waits until `ready` (its first relayed answer) holds, up to `patience`. Counts
+/// its children too, in case it forks workers.
+pub fn start_program(
+    name: &str,
+    mut cmd: Command,
+    port: u16,
+    dir: &Path,
+    ready: impl Fn() -> bool,
+    patience: Duration,
+) -> Result<Server> {
+    let stderr_log = dir.join(format!("{name}-{port}-stderr.log"));
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(File::create(dir.join(format!("{name}-{port}-stdout.log")))?)
+        .stderr(File::create(&stderr_log)?)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let mut server = Server {
+        name: name.to_owned(),
+        port,
+        child,
+        stderr_log,
+        with_children: true,
+        stop_within: Duration::from_secs(10),
+    };
+    let start = Instant::now();
+    while !ready() {
+        server.ensure_running()?;
+        if start.elapsed() > patience {
+            bail!(
+                "{name} did not relay the mock's answer on port {port} within {patience:?}; its \
+                 stderr:\n{}",
+                server.stderr_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(server)
+}
