@@ -283,6 +283,21 @@ impl Peers<'_> {
         )
     }
 
+    /// Runs a peer's `cmd` until it relays the mock's JSON answer on `port`.
+    fn start_peer(
+        &self,
+        gateway: Gateway,
+        cmd: Command,
+        port: u16,
+        patience: Duration,
+    ) -> Result<Server> {
+        let ready = || {
+            self.answers(gateway, port, Mode::Json)
+                .is_ok_and(|r| r.status == 200)
+        };
+        servers::start_program(gateway.name(), cmd, port, self.dir, ready, patience)
+    }
+
     /// Starts `gateway` (none for direct) and times spawn to its first relayed JSON answer.
     fn start(&self, gateway: Gateway) -> Result<(Option<Server>, u16, Option<f64>, String)> {
         let started = Instant::now();
@@ -312,17 +327,7 @@ impl Peers<'_> {
                     .args(["--num_workers", "1"])
                     // The model price list ships in the package: no download at start.
                     .env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
-                let server = servers::start_program(
-                    "litellm",
-                    cmd,
-                    port,
-                    self.dir,
-                    || {
-                        self.answers(gateway, port, Mode::Json)
-                            .is_ok_and(|r| r.status == 200)
-                    },
-                    Duration::from_mins(3),
-                )?;
+                let server = self.start_peer(gateway, cmd, port, Duration::from_mins(3))?;
                 (
                     server,
                     format!(
@@ -338,17 +343,7 @@ impl Peers<'_> {
                 cmd.arg(portkey_server())
                     .arg(format!("--port={port}"))
                     .arg("--headless");
-                let server = servers::start_program(
-                    "portkey",
-                    cmd,
-                    port,
-                    self.dir,
-                    || {
-                        self.answers(gateway, port, Mode::Json)
-                            .is_ok_and(|r| r.status == 200)
-                    },
-                    Duration::from_mins(1),
-                )?;
+                let server = self.start_peer(gateway, cmd, port, Duration::from_mins(1))?;
                 (
                     server,
                     format!(
@@ -554,4 +549,52 @@ fn table(rows: &[Row], seconds: u32, pinning: &str) -> String {
         let _ = writeln!(out, "- {}: `{}`", row.gateway.name(), row.command);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(gateway: Gateway, p50_c1: f64, ttfb_us: f64) -> Row {
+        Row {
+            gateway,
+            version: "1".to_owned(),
+            command: String::new(),
+            start_ms: Some(5.0),
+            idle_rss_kib: Some(2048),
+            loaded_rss_kib: None,
+            points: vec![
+                (1, Some(40.0), p50_c1, 900.0),
+                (64, Some(20.0), 700.0, 800.0),
+            ],
+            ttfb_us,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_each_gateway_minus_direct_and_no_row_for_direct() {
+        let rows = [
+            row(Gateway::Direct, 50.0, 100.0),
+            row(Gateway::LiteLlm, 2_050.0, 5_100.0),
+        ];
+        let text = table(&rows, 5, "not pinned");
+        assert!(!text.contains("| direct |"), "{text}");
+        // p50 at c=1: 2,050 − 50 µs = 2.00 ms; TTFB: 5.00 ms; CPU at c=64: 20.0; idle 2.0 MiB.
+        assert!(
+            text.contains(
+                "| LiteLLM | 1 | 20.0 | 2.00 | 0.00 | 0.00 | 0.00 | 5.00 | 2.0 | – | 5 |"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_portkey_is_routed_by_headers() {
+        assert!(Gateway::LiteLlm.headers(Mode::Json, 1).is_empty());
+        let headers = Gateway::Portkey.headers(Mode::Stream, 8080);
+        assert!(headers.contains(&(
+            "x-portkey-custom-host",
+            "http://127.0.0.1:8080/stream/v1".to_owned()
+        )));
+    }
 }
