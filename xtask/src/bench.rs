@@ -48,7 +48,8 @@ pub struct Args {
     /// at concurrency 64 and RSS side by side.
     #[arg(long)]
     compare_allocators: bool,
-    /// Regenerate the results section of docs/benchmarks.md and docs/benchmarks.svg.
+    /// Regenerate the results section of docs/benchmarks.md and docs/benchmarks.svg (with
+    /// --peers: the peer table in docs/benchmarks.md).
     #[arg(long)]
     write_docs: bool,
     /// Seconds per load run (default 5; 1 with --quick).
@@ -188,7 +189,7 @@ fn run(sh: &Shell, args: &Args) -> Result<()> {
     crate::tools::ensure_for(sh, &["bench"], crate::tools::For::Test)?;
     if args.peers {
         let bin = proxy_binary(sh, args)?;
-        return peers::run(sh, &bin, args.seconds.unwrap_or(5).max(1));
+        return peers::run(sh, &bin, args.seconds.unwrap_or(5).max(1), args.write_docs);
     }
     let plan = Plan::new(args);
     let started = Instant::now();

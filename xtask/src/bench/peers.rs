@@ -222,8 +222,12 @@ struct Peers<'a> {
     mock: Server,
 }
 
-/// `cargo xtask bench --peers`.
-pub fn run(sh: &Shell, bin: &Path, seconds: u32) -> Result<()> {
+/// The generated part of docs/benchmarks.md's peer section.
+const DOCS_BEGIN: &str = "<!-- BEGIN cargo xtask bench --peers --write-docs -->";
+const DOCS_END: &str = "<!-- END cargo xtask bench --peers --write-docs -->";
+
+/// `cargo xtask bench --peers [--write-docs]`.
+pub fn run(sh: &Shell, bin: &Path, seconds: u32, write_docs: bool) -> Result<()> {
     let started = Instant::now();
     install(sh)?;
     let (pins, pinning) = super::host::Pins::detect();
@@ -253,6 +257,10 @@ pub fn run(sh: &Shell, bin: &Path, seconds: u32) -> Result<()> {
     print!("{report}");
     let out = paths::target_dir().join("bench").join("peers.md");
     fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
+    if write_docs {
+        let doc = super::report::write_docs_section(DOCS_BEGIN, DOCS_END, &report)?;
+        println!("peers: updated {}", doc.display());
+    }
     println!(
         "peers: written to {}; done in {:.0} s",
         out.display(),
@@ -544,7 +552,11 @@ fn table(rows: &[Row], seconds: u32, pinning: &str) -> String {
                 .map_or_else(|| "–".to_owned(), |s| format!("{s:.0}")),
         );
     }
-    out.push_str("\nCommands (ports and paths are the bench's):\n\n");
+    let _ = write!(
+        out,
+        "\nCommand: `cargo xtask bench --peers --seconds {seconds}`. What it ran (ports and \
+         paths are the bench's):\n\n"
+    );
     for row in rows.iter().filter(|r| !r.command.is_empty()) {
         let _ = writeln!(out, "- {}: `{}`", row.gateway.name(), row.command);
     }
