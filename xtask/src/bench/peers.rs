@@ -8,6 +8,8 @@
     reason = "product names (LiteLLM, PyPI) are not code"
 )]
 
+mod chart;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -257,9 +259,18 @@ pub fn run(sh: &Shell, bin: &Path, seconds: u32, write_docs: bool) -> Result<()>
     print!("{report}");
     let out = paths::target_dir().join("bench").join("peers.md");
     fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
+    let svg = chart::svg(&panels(&rows));
+    let svg_path = out.with_extension("svg");
+    fs::write(&svg_path, &svg).with_context(|| format!("writing {}", svg_path.display()))?;
     if write_docs {
         let doc = super::report::write_docs_section(DOCS_BEGIN, DOCS_END, &report)?;
-        println!("peers: updated {}", doc.display());
+        let docs_svg = paths::docs_dir().join("peers.svg");
+        fs::write(&docs_svg, &svg).with_context(|| format!("writing {}", docs_svg.display()))?;
+        println!(
+            "peers: updated {} and {}",
+            doc.display(),
+            docs_svg.display()
+        );
     }
     println!(
         "peers: written to {}; done in {:.0} s",
@@ -498,6 +509,35 @@ fn version_line(bin: &Path) -> String {
         .unwrap_or_default()
         .trim_start_matches("ai-proxy ")
         .to_owned()
+}
+
+/// The chart's panels: CPU per request, added time to first byte, RSS under load.
+#[allow(clippy::cast_precision_loss, reason = "KiB counts stay far below 2^53")]
+fn panels(rows: &[Row]) -> Vec<chart::Panel> {
+    let direct_ttfb = rows
+        .iter()
+        .find(|r| r.gateway == Gateway::Direct)
+        .map(|r| r.ttfb_us);
+    let peers: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.gateway != Gateway::Direct)
+        .collect();
+    let panel = |title: &str, unit, value: &dyn Fn(&Row) -> Option<f64>| chart::Panel {
+        title: title.to_owned(),
+        unit,
+        values: peers.iter().map(|r| (r.gateway.name(), value(r))).collect(),
+    };
+    vec![
+        panel("CPU per request at c=64", "µs", &|r| {
+            r.points.iter().find(|p| p.0 == 64).and_then(|p| p.1)
+        }),
+        panel("Time to first byte of a stream, added", "ms", &|r| {
+            direct_ttfb.map(|d| (r.ttfb_us - d) / 1e3)
+        }),
+        panel("RSS after the c=64 load", "MiB", &|r| {
+            r.loaded_rss_kib.map(|k| k as f64 / 1024.0)
+        }),
+    ]
 }
 
 /// The Markdown table (and the commands) for docs/benchmarks.md.
