@@ -232,6 +232,8 @@ const DOCS_END: &str = "<!-- END cargo xtask bench --peers --write-docs -->";
 pub fn run(sh: &Shell, bin: &Path, seconds: u32, write_docs: bool) -> Result<()> {
     let started = Instant::now();
     install(sh)?;
+    // Other work on the machine moves these figures: the table says how busy it was.
+    let load_before = load_average();
     let (pins, pinning) = super::host::Pins::detect();
     let clk_tck = procfs::clock_ticks_per_second()?;
     let dir = std::env::temp_dir().join(format!("ai-proxy-peers-{}", std::process::id()));
@@ -255,6 +257,10 @@ pub fn run(sh: &Shell, bin: &Path, seconds: u32, write_docs: bool) -> Result<()>
     }
     drop(peers);
     let _ = fs::remove_dir_all(&dir);
+    let pinning = format!(
+        "{pinning}; 1-minute load average {load_before} at the start, {} at the end",
+        load_average()
+    );
     let report = table(&rows, seconds, &pinning);
     print!("{report}");
     let out = paths::target_dir().join("bench").join("peers.md");
@@ -499,6 +505,14 @@ impl Peers<'_> {
         }
         Ok(outcome)
     }
+}
+
+/// The first field of `/proc/loadavg`.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn version_line(bin: &Path) -> String {
