@@ -10,7 +10,9 @@ mod fixture;
 mod holdmock;
 mod host;
 mod http;
+mod instructions;
 mod measure;
+mod peers;
 mod plan;
 mod procfs;
 mod report;
@@ -30,6 +32,7 @@ use fixture::Bench;
 use plan::{Mode, Plan, Target};
 
 #[derive(clap::Args)]
+#[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
 pub struct Args {
     /// A few seconds: fewer and shorter points, 50 streams instead of 1,000, 2,000 requests
     /// instead of 100,000, no image. Checks that every measurement can be taken, not timings.
@@ -45,7 +48,8 @@ pub struct Args {
     /// at concurrency 64 and RSS side by side.
     #[arg(long)]
     compare_allocators: bool,
-    /// Regenerate the results section of docs/benchmarks.md and docs/benchmarks.svg.
+    /// Regenerate the results section of docs/benchmarks.md and docs/benchmarks.svg (with
+    /// --peers: the peer table in docs/benchmarks.md).
     #[arg(long)]
     write_docs: bool,
     /// Seconds per load run (default 5; 1 with --quick).
@@ -54,6 +58,22 @@ pub struct Args {
     /// Rounds over every point; medians are reported (default 3; 1 with --quick).
     #[arg(long, value_name = "N")]
     rounds: Option<u32>,
+    /// Instead of timings: user-space instructions per request through nginx and ai-proxy,
+    /// counted by callgrind over a fixed sequential load (4,000 json, 1,000 stream requests).
+    #[arg(long)]
+    instructions: bool,
+    /// With --instructions: measure ai-proxy only and fail when it exceeds the committed budget
+    /// (xtask/bench/instructions-budget.toml) by more than 5%; `cargo xtask test` runs this.
+    #[arg(long, requires = "instructions")]
+    check_budget: bool,
+    /// Instead of the full run: ai-proxy, nginx, `litellm` and the Portkey gateway side by side
+    /// on the same mock and load (installs the pinned peers under target/bench/peers/).
+    #[arg(long, conflicts_with = "instructions")]
+    peers: bool,
+    /// With --instructions: how many times to measure; the median is reported with the spread
+    /// (default 3).
+    #[arg(long, value_name = "N", requires = "instructions")]
+    repeats: Option<u32>,
 }
 
 /// One wrk run against one target.
@@ -160,21 +180,21 @@ fn run(sh: &Shell, args: &Args) -> Result<()> {
     if args.write_docs && args.quick {
         bail!("--write-docs records full-run figures in docs/: drop --quick");
     }
+    if args.instructions {
+        crate::tools::ensure_for(sh, &["instructions"], crate::tools::For::Test)?;
+        let bin = proxy_binary(sh, args)?;
+        let repeats = args.repeats.unwrap_or(3).max(1);
+        return instructions::run(&bin, args.check_budget, repeats);
+    }
     crate::tools::ensure_for(sh, &["bench"], crate::tools::For::Test)?;
+    if args.peers {
+        let bin = proxy_binary(sh, args)?;
+        return peers::run(sh, &bin, args.seconds.unwrap_or(5).max(1), args.write_docs);
+    }
     let plan = Plan::new(args);
     let started = Instant::now();
 
-    let bin = if let Some(path) = &args.bin {
-        path.canonicalize()
-            .with_context(|| format!("--bin {}: no such file", path.display()))?
-    } else {
-        let extra = args
-            .features
-            .iter()
-            .flat_map(|f| ["--features".to_owned(), f.clone()])
-            .collect::<Vec<_>>();
-        build::build_proxy(sh, &extra, "main")?
-    };
+    let bin = proxy_binary(sh, args)?;
     let allocator_bins = if args.compare_allocators {
         build::allocator_builds(sh)?
     } else {
@@ -216,6 +236,23 @@ fn run(sh: &Shell, args: &Args) -> Result<()> {
     report::write_all(&results, args.write_docs)?;
     println!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `--bin`, or the release binary with `--features`, built as `cargo xtask release` builds it
+/// (stripped, fat LTO): callgrind counts a stripped binary's instructions as well, and the
+/// count must be the shipped code's.
+fn proxy_binary(sh: &Shell, args: &Args) -> Result<PathBuf> {
+    if let Some(path) = &args.bin {
+        return path
+            .canonicalize()
+            .with_context(|| format!("--bin {}: no such file", path.display()));
+    }
+    let extra = args
+        .features
+        .iter()
+        .flat_map(|f| ["--features".to_owned(), f.clone()])
+        .collect::<Vec<_>>();
+    build::build_proxy(sh, &extra, "main")
 }
 
 fn command_line(args: &Args) -> String {

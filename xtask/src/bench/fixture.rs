@@ -11,7 +11,7 @@ use anyhow::{Context, Result, ensure};
 use super::holdmock::HoldMock;
 use super::host::Pins;
 use super::plan::{Mode, Plan, TOKEN, Target, request_body};
-use super::servers::{self, Server};
+use super::servers::{self, Launch, Server};
 use super::{http, wrk};
 
 /// The running fixture: mock upstreams, the nginx baseline and the proxy's config directory.
@@ -29,7 +29,7 @@ pub struct Bench<'a> {
 impl<'a> Bench<'a> {
     pub fn setup(dir: &Path, plan: &'a Plan, pins: Pins, clk_tck: u64) -> Result<Self> {
         let mock = servers::start_mock(dir, pins.mock)?;
-        let baseline = servers::start_baseline(dir, mock.port, pins.proxies)?;
+        let baseline = servers::start_baseline(dir, mock.port, &Launch::pinned(pins.proxies))?;
         let hold = HoldMock::start()?;
         write_proxy_config(dir, mock.port, hold.port)?;
         let scripts = Mode::ALL.map(|m| dir.join(format!("{}.lua", m.name())));
@@ -38,6 +38,7 @@ impl<'a> Bench<'a> {
                 script,
                 &request_body(mode.model(), *mode == Mode::Stream),
                 TOKEN,
+                &[],
             )?;
         }
         Ok(Self {
@@ -53,7 +54,7 @@ impl<'a> Bench<'a> {
     }
 
     pub fn start_proxy(&self, name: &str, bin: &Path) -> Result<Server> {
-        servers::start_proxy(name, bin, &self.dir, self.pins.proxies)
+        servers::start_proxy(name, bin, &self.dir, &Launch::pinned(self.pins.proxies))
     }
 
     pub fn port(&self, target: Target, proxy: &Server) -> u16 {
@@ -83,15 +84,8 @@ impl<'a> Bench<'a> {
             let resp = http::exchange(port, &req, timeout)
                 .with_context(|| format!("{} {} request", target.name(), mode.name()))?;
             let text = resp.body_text();
-            let ok = resp.status == 200
-                && match mode {
-                    Mode::Json => text.contains(servers::MOCK_JSON_MARKER),
-                    Mode::Stream => {
-                        text.contains("chat.completion.chunk") && text.contains("data: [DONE]")
-                    }
-                };
             ensure!(
-                ok,
+                is_mock_answer(mode, &resp),
                 "{} did not relay the mock's {} answer: status {}\n{}{}",
                 target.name(),
                 mode.name(),
@@ -120,8 +114,18 @@ impl<'a> Bench<'a> {
     }
 }
 
+/// Whether `resp` is the mock's answer for `mode`, relayed whole.
+pub fn is_mock_answer(mode: Mode, resp: &http::Response) -> bool {
+    let text = resp.body_text();
+    resp.status == 200
+        && match mode {
+            Mode::Json => text.contains(servers::MOCK_JSON_MARKER),
+            Mode::Stream => text.contains("chat.completion.chunk") && text.contains("data: [DONE]"),
+        }
+}
+
 /// The proxy's config directory: three openai-kind providers on the mocks.
-fn write_proxy_config(dir: &Path, mock_port: u16, hold_port: u16) -> Result<()> {
+pub fn write_proxy_config(dir: &Path, mock_port: u16, hold_port: u16) -> Result<()> {
     let env = format!(
         "# written by `cargo xtask bench`\nPORT=8080\nBIND=127.0.0.1\nAUTH_TOKEN={TOKEN}\nMOCK_API_KEY=mock-upstream-key\n"
     );

@@ -240,8 +240,12 @@ impl Bench<'_> {
         let mut out = Vec::new();
         for _ in 0..self.plan.cold_starts {
             let start = Instant::now();
-            let mut server =
-                servers::spawn_proxy("ai-proxy (cold start)", bin, &self.dir, self.pins.proxies)?;
+            let mut server = servers::spawn_proxy(
+                "ai-proxy (cold start)",
+                bin,
+                &self.dir,
+                &servers::Launch::pinned(self.pins.proxies),
+            )?;
             while !http::ping_ok(server.port) {
                 server.ensure_running()?;
                 ensure!(

@@ -8,6 +8,7 @@ mod stats;
 mod svg;
 
 use std::fs;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -58,16 +59,7 @@ pub fn write_all(results: &Results, write_docs: bool) -> Result<()> {
     if write_docs {
         let docs_svg = paths::docs_dir().join("benchmarks.svg");
         fs::write(&docs_svg, &chart).with_context(|| format!("writing {}", docs_svg.display()))?;
-        let doc_path = paths::docs_dir().join("benchmarks.md");
-        let doc = fs::read_to_string(&doc_path)
-            .with_context(|| format!("reading {}", doc_path.display()))?;
-        let updated = replace_section(&doc, &md).with_context(|| {
-            format!(
-                "{} needs the lines {DOCS_BEGIN} and {DOCS_END}",
-                doc_path.display()
-            )
-        })?;
-        fs::write(&doc_path, updated).with_context(|| format!("writing {}", doc_path.display()))?;
+        let doc_path = write_docs_section(DOCS_BEGIN, DOCS_END, &md)?;
         println!(
             "bench: updated {} and {}",
             doc_path.display(),
@@ -77,10 +69,21 @@ pub fn write_all(results: &Results, write_docs: bool) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the text between `begin` and `end` in docs/benchmarks.md with `section`.
+pub fn write_docs_section(begin: &str, end: &str, section: &str) -> Result<PathBuf> {
+    let doc_path = paths::docs_dir().join("benchmarks.md");
+    let doc =
+        fs::read_to_string(&doc_path).with_context(|| format!("reading {}", doc_path.display()))?;
+    let updated = replace_section(&doc, begin, end, section)
+        .with_context(|| format!("{} needs the lines {begin} and {end}", doc_path.display()))?;
+    fs::write(&doc_path, updated).with_context(|| format!("writing {}", doc_path.display()))?;
+    Ok(doc_path)
+}
+
 /// `doc` with the text between the markers replaced by `section`.
-fn replace_section(doc: &str, section: &str) -> Option<String> {
-    let start = doc.find(DOCS_BEGIN)? + DOCS_BEGIN.len();
-    let end = start + doc[start..].find(DOCS_END)?;
+fn replace_section(doc: &str, begin: &str, end: &str, section: &str) -> Option<String> {
+    let start = doc.find(begin)? + begin.len();
+    let end = start + doc[start..].find(end)?;
     Some(format!(
         "{}\n\n{}\n{}",
         &doc[..start],
@@ -95,11 +98,11 @@ mod tests {
     #[test]
     fn replaces_only_the_generated_section() {
         let doc = format!("intro\n{DOCS_BEGIN}\nold\n{DOCS_END}\noutro\n");
-        let new = replace_section(&doc, "new table\n").unwrap();
+        let new = replace_section(&doc, DOCS_BEGIN, DOCS_END, "new table\n").unwrap();
         assert_eq!(
             new,
             format!("intro\n{DOCS_BEGIN}\n\nnew table\n{DOCS_END}\noutro\n")
         );
-        assert!(replace_section("no markers", "x").is_none());
+        assert!(replace_section("no markers", DOCS_BEGIN, DOCS_END, "x").is_none());
     }
 }

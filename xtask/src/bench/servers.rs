@@ -1,6 +1,7 @@
 //! The processes under test: the nginx mock upstream, the nginx baseline and ai-proxy, each
 //! started in the bench's temporary directory, optionally pinned to a core, and stopped by PID.
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,46 @@ pub struct Server {
     stderr_log: PathBuf,
     /// nginx: count the workers under the master too.
     with_children: bool,
+    /// How long a stop may take before the process is killed.
+    stop_within: Duration,
+}
+
+/// How a server is launched: pinned to a core or not, and under a wrapper such as valgrind
+/// (`--instructions`), which slows start and stop many times over.
+#[derive(Clone, Default)]
+pub struct Launch {
+    pub pin: Option<usize>,
+    /// The wrapper's program and arguments, before the server's program.
+    pub wrapper: Vec<OsString>,
+}
+
+impl Launch {
+    pub fn pinned(pin: Option<usize>) -> Self {
+        Self {
+            pin,
+            wrapper: Vec::new(),
+        }
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        match self.wrapper.split_first() {
+            None => command(program, self.pin),
+            Some((wrapper, args)) => {
+                let mut cmd = command(Path::new(wrapper), self.pin);
+                cmd.args(args).arg(program);
+                cmd
+            }
+        }
+    }
+
+    /// How long start-up and a clean stop may take.
+    fn patience(&self) -> Duration {
+        if self.wrapper.is_empty() {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_mins(2)
+        }
+    }
 }
 
 /// `program` run through `taskset -c CPU` when a core is given.
@@ -89,7 +130,7 @@ impl Server {
                 .args(["-TERM", &self.pid().to_string()])
                 .status();
             let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
+            while start.elapsed() < self.stop_within {
                 if !matches!(self.child.try_wait(), Ok(None)) {
                     return;
                 }
@@ -118,18 +159,13 @@ fn nginx_quote(text: &str) -> Result<String> {
         .replace('\n', "\\n"))
 }
 
-fn start_nginx(
-    name: &str,
-    dir: &Path,
-    conf: &str,
-    port: u16,
-    pin: Option<usize>,
-) -> Result<Server> {
+fn start_nginx(name: &str, dir: &Path, conf: &str, port: u16, launch: &Launch) -> Result<Server> {
     let conf_path = dir.join(format!("{name}.conf"));
     fs::write(&conf_path, conf).with_context(|| format!("writing {}", conf_path.display()))?;
     let stderr_log = dir.join(format!("{name}-stderr.log"));
     let stderr = File::create(&stderr_log)?;
-    let child = command(Path::new("nginx"), pin)
+    let child = launch
+        .command(Path::new("nginx"))
         .arg("-p")
         .arg(dir)
         .arg("-e")
@@ -147,8 +183,9 @@ fn start_nginx(
         child,
         stderr_log,
         with_children: true,
+        stop_within: launch.patience(),
     };
-    if let Err(e) = http::wait_listening(port, Duration::from_secs(5)) {
+    if let Err(e) = http::wait_listening(port, launch.patience()) {
         server.ensure_running()?;
         return Err(e.context(format!("{name} nginx did not start")));
     }
@@ -156,8 +193,11 @@ fn start_nginx(
     let start = Instant::now();
     while procfs::children(server.pid()).is_empty() {
         server.ensure_running()?;
-        if start.elapsed() > Duration::from_secs(5) {
-            bail!("{name} nginx has no worker process after 5 s");
+        if start.elapsed() > launch.patience() {
+            bail!(
+                "{name} nginx has no worker process after {:?}",
+                launch.patience()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -172,29 +212,25 @@ pub fn start_mock(dir: &Path, pin: Option<usize>) -> Result<Server> {
         .replace("@PORT@", &port.to_string())
         .replace("@CHAT_JSON@", &nginx_quote(CHAT_JSON.trim_end())?)
         .replace("@CHAT_SSE@", &nginx_quote(CHAT_SSE)?);
-    start_nginx("mock", dir, &conf, port, pin)
+    start_nginx("mock", dir, &conf, port, &Launch::pinned(pin))
 }
 
 /// nginx as a plain keepalive reverse proxy to the mock.
-pub fn start_baseline(dir: &Path, mock_port: u16, pin: Option<usize>) -> Result<Server> {
+pub fn start_baseline(dir: &Path, mock_port: u16, launch: &Launch) -> Result<Server> {
     let port = http::free_port()?;
     let conf = BASELINE_CONF
         .replace("@PREFIX@", &dir.display().to_string())
         .replace("@PORT@", &port.to_string())
         .replace("@MOCK_PORT@", &mock_port.to_string());
-    start_nginx("baseline", dir, &conf, port, pin)
+    start_nginx("baseline", dir, &conf, port, launch)
 }
 
 /// Spawns ai-proxy on a fresh port without waiting for it.
-pub fn spawn_proxy(
-    name: &str,
-    bin: &Path,
-    config_dir: &Path,
-    pin: Option<usize>,
-) -> Result<Server> {
+pub fn spawn_proxy(name: &str, bin: &Path, config_dir: &Path, launch: &Launch) -> Result<Server> {
     let port = http::free_port()?;
     let stderr_log = config_dir.join(format!("{name}-{port}-stderr.log"));
-    let child = command(bin, pin)
+    let child = launch
+        .command(bin)
         .arg("serve")
         .arg("--config-dir")
         .arg(config_dir)
@@ -211,28 +247,75 @@ pub fn spawn_proxy(
         child,
         stderr_log,
         with_children: false,
+        stop_within: launch.patience(),
     })
 }
 
-/// Starts ai-proxy and waits for `/ping` to answer 200.
-pub fn start_proxy(
-    name: &str,
-    bin: &Path,
-    config_dir: &Path,
-    pin: Option<usize>,
-) -> Result<Server> {
-    let mut server = spawn_proxy(name, bin, config_dir, pin)?;
+/// Starts ai-proxy and waits for `/ping` to answer 200 (wrapped: for its listening socket).
+pub fn start_proxy(name: &str, bin: &Path, config_dir: &Path, launch: &Launch) -> Result<Server> {
+    let mut server = spawn_proxy(name, bin, config_dir, launch)?;
+    // Under a wrapper (callgrind) every probe would be counted, and their number varies:
+    // there, listening is enough, as a request sent now waits in the backlog.
+    let ready = |port| {
+        if launch.wrapper.is_empty() {
+            http::ping_ok(port)
+        } else {
+            http::listening(port)
+        }
+    };
     let start = Instant::now();
-    while !http::ping_ok(server.port) {
+    while !ready(server.port) {
         server.ensure_running()?;
-        if start.elapsed() > Duration::from_secs(10) {
+        if start.elapsed() > 2 * launch.patience() {
             bail!(
-                "{name} does not answer GET /ping with 200 on port {} after 10 s; its stderr:\n{}",
+                "{name} does not answer GET /ping with 200 on port {} after {:?}; its stderr:\n{}",
                 server.port,
+                2 * launch.patience(),
                 server.stderr_tail()
             );
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(server)
+}
+
+/// Starts another gateway (a peer, e.g. `litellm`) from `cmd`, which must make it listen on
+/// `port`, and waits until `ready` (its first relayed answer) holds, up to `patience`. Counts
+/// its children too, in case it forks workers.
+pub fn start_program(
+    name: &str,
+    mut cmd: Command,
+    port: u16,
+    dir: &Path,
+    ready: impl Fn() -> bool,
+    patience: Duration,
+) -> Result<Server> {
+    let stderr_log = dir.join(format!("{name}-{port}-stderr.log"));
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(File::create(dir.join(format!("{name}-{port}-stdout.log")))?)
+        .stderr(File::create(&stderr_log)?)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let mut server = Server {
+        name: name.to_owned(),
+        port,
+        child,
+        stderr_log,
+        with_children: true,
+        stop_within: Duration::from_secs(10),
+    };
+    let start = Instant::now();
+    while !ready() {
+        server.ensure_running()?;
+        if start.elapsed() > patience {
+            bail!(
+                "{name} did not relay the mock's answer on port {port} within {patience:?}; its \
+                 stderr:\n{}",
+                server.stderr_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(server)
 }

@@ -1,5 +1,6 @@
 //! Load from `wrk`: the same POST over keep-alive connections, latency from its histogram.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
@@ -7,12 +8,19 @@ use anyhow::{Context, Result, bail};
 
 const SCRIPT: &str = include_str!("../../bench/post.lua");
 
-/// Writes the wrk Lua script that POSTs `body` with the bench token.
-pub fn write_script(path: &Path, body: &str, token: &str) -> Result<()> {
+/// Writes the wrk Lua script that POSTs `body` with the bench token and `headers` (a peer's
+/// routing headers; none for ai-proxy and nginx).
+pub fn write_script(path: &Path, body: &str, token: &str, headers: &[(&str, &str)]) -> Result<()> {
     if body.contains("]==]") {
         bail!("request body would end the Lua long string");
     }
-    let script = SCRIPT.replace("@BODY@", body).replace("@TOKEN@", token);
+    let mut script = SCRIPT.replace("@BODY@", body).replace("@TOKEN@", token);
+    for (name, value) in headers {
+        if [name, value].iter().any(|t| t.contains(['"', '\\', '\n'])) {
+            bail!("header {name}: {value} would break the Lua string");
+        }
+        let _ = writeln!(script, "wrk.headers[\"{name}\"] = \"{value}\"");
+    }
     fs::write(path, script).with_context(|| format!("writing {}", path.display()))
 }
 
