@@ -280,6 +280,11 @@ impl UsageObserver {
 
     /// Reads one complete event; returns whether it is the usage chunk to remove.
     fn event(&mut self, event: &[u8]) -> bool {
+        // Nearly every event carries no usage: one vectorised search skips it whole, before
+        // any line splitting (callgrind: 41k of a stream's 142k instructions went there).
+        if memchr::memmem::find(event, USAGE_KEY).is_none() {
+            return false;
+        }
         let mut drop = false;
         for line in event.split(|&b| b == b'\n') {
             let Some(data) = line.strip_prefix(b"data:") else {
@@ -394,7 +399,8 @@ fn event_end(buf: &[u8], from: usize, after_newline: bool) -> Option<usize> {
         }
     }
     let mut i = from;
-    while let Some(nl) = buf[i..].iter().position(|&b| b == b'\n') {
+    // memchr, not a byte loop: every relayed byte of a stream passes through here.
+    while let Some(nl) = memchr::memchr(b'\n', &buf[i..]) {
         let at = i + nl;
         let next = &buf[at + 1..];
         if next.first() == Some(&b'\n') {
@@ -408,13 +414,15 @@ fn event_end(buf: &[u8], from: usize, after_newline: bool) -> Option<usize> {
     None
 }
 
+/// The key whose object value carries the token counts, quoted as it stands in JSON.
+const USAGE_KEY: &[u8] = b"\"usage\"";
+
 /// Where the object value of the last `"usage"` key in `text` starts, if its value is an
 /// object (not `null`). Inside a JSON string the quotes would be escaped, so an unescaped
 /// `"usage"` is a key.
 fn usage_object(text: &[u8]) -> Option<usize> {
-    const KEY: &[u8] = b"\"usage\"";
-    let at = text.windows(KEY.len()).rposition(|w| w == KEY)?;
-    let mut i = at + KEY.len();
+    let at = memchr::memmem::rfind(text, USAGE_KEY)?;
+    let mut i = at + USAGE_KEY.len();
     while text.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
     }
