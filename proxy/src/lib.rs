@@ -39,5 +39,6 @@ pub mod server;
 pub mod signals;
 pub mod state;
 pub mod transform;
+pub mod translate;
 pub mod upstream;
 pub mod usage;
