@@ -309,7 +309,22 @@ async fn chunked_upload_over_the_limit_gets_413(proxy: &Proxy) {
 }
 
 async fn anthropic_shape_on_messages(proxy: &Proxy) {
-    // Anthropic shape on /v1/messages, and a model with no anthropic target.
+    // Anthropic shape on /v1/messages*: count_tokens on a model served first by an
+    // openai-kind target is a 404 (clients then estimate locally); /v1/messages translates,
+    // so a body it cannot translate is a 400.
+    let resp = send(
+        &proxy.url("/v1/messages/count_tokens?beta=true"),
+        "POST",
+        &[("x-api-key", TOKEN)],
+        r#"{"model":"fast","messages":[]}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    let v = json(&String::from_utf8_lossy(
+        &resp.into_body().collect().await.unwrap().to_bytes(),
+    ));
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "not_found_error");
     let resp = send(
         &proxy.url("/v1/messages"),
         "POST",
@@ -317,11 +332,12 @@ async fn anthropic_shape_on_messages(proxy: &Proxy) {
         r#"{"model":"fast"}"#.to_owned(),
     )
     .await;
-    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.status(), 400);
     let v = json(&String::from_utf8_lossy(
         &resp.into_body().collect().await.unwrap().to_bytes(),
     ));
-    assert_eq!(v["error"]["type"], "not_found_error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("messages"));
     let resp = send(
         &proxy.url("/v1/messages"),
         "POST",

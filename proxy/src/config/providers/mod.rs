@@ -113,6 +113,10 @@ pub struct Target {
     pub provider: usize,
     /// The model name sent upstream.
     pub upstream_model: Arc<str>,
+    /// `max_tokens` sent when a translated request gives none (Anthropic requires it).
+    pub max_tokens: Option<u64>,
+    /// The most `max_tokens` a translated request sends to this target.
+    pub max_tokens_cap: Option<u64>,
 }
 
 /// A model clients may ask for.
