@@ -21,6 +21,10 @@ enum Block {
 
 /// The translation state of one stream.
 #[derive(Debug)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about one stream: asked for usage, started, ended, text sent"
+)]
 pub struct State {
     include_usage: bool,
     id: String,
@@ -33,6 +37,8 @@ pub struct State {
     next_tool: u64,
     stop: Option<String>,
     usage: Usage,
+    /// Whether any `content` was sent.
+    sent_text: bool,
 }
 
 impl State {
@@ -50,6 +56,7 @@ impl State {
             next_tool: 0,
             stop: None,
             usage: Usage::default(),
+            sent_text: false,
         }
     }
 
@@ -67,7 +74,8 @@ impl State {
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
         if !self.started {
             self.started = true;
-            self.chunk(&json!({"role": "assistant", "content": ""}), None, out);
+            // No `content` yet: a reply of tool calls only has `content: null`, as in JSON.
+            self.chunk(&json!({"role": "assistant"}), None, out);
         }
     }
 
@@ -103,6 +111,7 @@ impl State {
                     "text" => {
                         let t = b.get("text").and_then(Value::as_str).unwrap_or("");
                         if !t.is_empty() {
+                            self.sent_text = true;
                             self.chunk(&json!({"content": t}), None, out);
                         }
                         Block::Text
@@ -138,6 +147,7 @@ impl State {
                 let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
                 match (d.get("type").and_then(Value::as_str).unwrap_or(""), block) {
                     ("text_delta", _) if !s("text").is_empty() => {
+                        self.sent_text = true;
                         self.chunk(&json!({"content": s("text")}), None, out);
                     }
                     ("thinking_delta", _) if !s("thinking").is_empty() => {
@@ -180,7 +190,13 @@ impl State {
 
     fn complete(&mut self, out: &mut Vec<u8>) {
         self.ensure_started(out);
-        self.chunk(&json!({}), Some(finish_reason(self.stop.as_deref())), out);
+        // A reply with neither text nor tool calls has `content: ""` in JSON.
+        let delta = if self.sent_text || self.next_tool > 0 {
+            json!({})
+        } else {
+            json!({"content": ""})
+        };
+        self.chunk(&delta, Some(finish_reason(self.stop.as_deref())), out);
         if self.include_usage {
             let v = json!({
                 "id": self.id,
