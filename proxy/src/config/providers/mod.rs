@@ -230,6 +230,25 @@ mod tests {
     }
 
     #[test]
+    fn target_max_tokens_fields() {
+        let text = GOOD.replace(
+            "        model: up1\n",
+            "        model: up1\n        max_tokens: 2048\n        max_tokens_cap: 8192\n",
+        );
+        let c = parse(&text, &[("AI_PROXY_TEST_KEY_A", "sk-1")]).unwrap();
+        let t = &c.model("m1").unwrap().targets[0];
+        assert_eq!((t.max_tokens, t.max_tokens_cap), (Some(2048), Some(8192)));
+        let t = &c.model("m2").unwrap().targets[0];
+        assert_eq!((t.max_tokens, t.max_tokens_cap), (None, None));
+        let zero = GOOD.replace(
+            "        model: up1\n",
+            "        model: up1\n        max_tokens_cap: 0\n",
+        );
+        let e = parse(&zero, &[("AI_PROXY_TEST_KEY_A", "sk-1")]).unwrap_err();
+        assert!(e.contains("models[0].targets[0].max_tokens_cap"), "{e}");
+    }
+
+    #[test]
     fn empty_key_means_not_configured() {
         let c = parse(GOOD, &[("AI_PROXY_TEST_KEY_A", "")]).unwrap();
         assert_eq!(c.providers[0].missing_vars, vec!["AI_PROXY_TEST_KEY_A"]);
