@@ -184,9 +184,9 @@ fn target_body(
             let t =
                 crate::translate::request(direction, client.body, &target.upstream_model, limits)
                     .map_err(|e| ProxyError::InvalidBody(e.0))?;
-            let dropped = (!t.dropped.is_empty())
-                .then(|| HeaderValue::from_str(&t.dropped.join(", ")).ok())
-                .flatten();
+            let dropped = Some(crate::translate::dropped_header(&t.dropped))
+                .filter(|v| !v.is_empty())
+                .and_then(|v| HeaderValue::from_str(&v).ok());
             let transform = Transform::Translate {
                 direction,
                 include_usage: t.include_usage,

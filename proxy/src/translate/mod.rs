@@ -196,11 +196,54 @@ impl ResponseTranslator {
     }
 }
 
+/// The most bytes of the `x-ai-proxy-dropped` value: the names come from the client.
+pub const MAX_DROPPED_HEADER: usize = 1024;
+
+/// The `x-ai-proxy-dropped` value for `dropped`: names that are printable ASCII, each at most
+/// 64 bytes, comma-separated, at most [`MAX_DROPPED_HEADER`] bytes (then `...`).
+#[must_use]
+pub fn dropped_header(dropped: &[String]) -> String {
+    let mut out = String::new();
+    for name in dropped {
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            continue;
+        }
+        if out.len() + name.len() + 2 > MAX_DROPPED_HEADER {
+            out.push_str(", ...");
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+    }
+    out
+}
+
 /// The status an OpenAI client gets for an Anthropic status (529 → 503).
 #[must_use]
 pub fn client_status(direction: Direction, status: u16) -> u16 {
     match (direction, status) {
         (Direction::OpenaiToAnthropic, 529) => 503,
         _ => status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dropped_header;
+
+    #[test]
+    fn dropped_header_is_bounded_and_printable() {
+        let names: Vec<String> = ["a", "bad\nname", "", "b"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain((0..500).map(|i| format!("field_{i}")))
+            .collect();
+        let v = dropped_header(&names);
+        assert!(v.starts_with("a, b, field_0, "), "{v}");
+        assert!(v.len() <= super::MAX_DROPPED_HEADER + 5, "{}", v.len());
+        assert!(v.ends_with(", ..."), "{v}");
+        assert!(http::HeaderValue::from_str(&v).is_ok());
     }
 }
