@@ -77,6 +77,7 @@ pub async fn forward(
     let mut usable = 0u32;
     let mut missing: Vec<&str> = Vec::new();
     let mut last = String::new();
+    let mut untranslatable = None;
     // count_tokens has no OpenAI counterpart: a model served first by an OpenAI-kind target
     // answers 404 so that clients (Claude Code) fall back to their local estimate.
     if client.api == Api::CountTokens
@@ -104,9 +105,17 @@ pub async fn forward(
             }
             continue;
         }
+        // A body this target's API cannot carry (an image type, `n > 1`) may still suit a
+        // later target; it is the answer only when no target was tried.
+        let (body, transform, dropped) = match target_body(transform, client, target) {
+            Ok(built) => built,
+            Err(e) => {
+                untranslatable.get_or_insert(e);
+                continue;
+            }
+        };
         log.attempts += 1;
         log.provider = Some(provider.name.clone());
-        let (body, transform, dropped) = target_body(transform, client, target)?;
         let request =
             build_request(provider, client, transform, body, &log.request_id).map_err(|e| {
                 ProxyError::AllTargetsFailed {
@@ -142,6 +151,9 @@ pub async fn forward(
                 last = message;
             }
         }
+    }
+    if let Some(e) = untranslatable.filter(|_| log.attempts == 0) {
+        return Err(e);
     }
     Err(if usable == 0 {
         ProxyError::NoTargetForApi {
