@@ -296,7 +296,10 @@ pub fn openai_to_anthropic(
                 note(&mut dropped, "tools.function.strict");
             }
             let mut tool = Map::new();
-            tool.insert("name".into(), f.get("name").cloned().unwrap_or_default());
+            tool.insert(
+                "name".into(),
+                f.get("name").and_then(Value::as_str).unwrap_or("").into(),
+            );
             if let Some(d) = f.get("description") {
                 tool.insert("description".into(), d.clone());
             }
@@ -499,7 +502,7 @@ pub fn anthropic_to_openai(
                                 "id": tool_ids::decode(id),
                                 "type": "function",
                                 "function": {
-                                    "name": b.get("name").cloned().unwrap_or_default(),
+                                    "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
                                     "arguments": input.to_string()
                                 }
                             }));
@@ -579,7 +582,10 @@ pub fn anthropic_to_openai(
                 }
             }
             let mut f = Map::new();
-            f.insert("name".into(), t.get("name").cloned().unwrap_or_default());
+            f.insert(
+                "name".into(),
+                t.get("name").and_then(Value::as_str).unwrap_or("").into(),
+            );
             if let Some(d) = t.get("description") {
                 f.insert("description".into(), d.clone());
             }
@@ -600,7 +606,7 @@ pub fn anthropic_to_openai(
             Some("any") => json!("required"),
             Some("none") => json!("none"),
             Some("tool") => {
-                json!({"type": "function", "function": {"name": c.get("name").cloned().unwrap_or_default()}})
+                json!({"type": "function", "function": {"name": c.get("name").and_then(Value::as_str).unwrap_or("")}})
             }
             _ => json!("auto"),
         };

@@ -139,7 +139,7 @@ pub fn openai_to_anthropic(v: &Value) -> Value {
         content.push(json!({
             "type": "tool_use",
             "id": tool_ids::encode(call.get("id").and_then(Value::as_str).unwrap_or("call")),
-            "name": call.pointer("/function/name").cloned().unwrap_or_default(),
+            "name": call.pointer("/function/name").and_then(Value::as_str).unwrap_or(""),
             "input": input
         }));
     }
@@ -148,7 +148,7 @@ pub fn openai_to_anthropic(v: &Value) -> Value {
         "id": anthropic_id(v.get("id").and_then(Value::as_str)),
         "type": "message",
         "role": "assistant",
-        "model": v.get("model").cloned().unwrap_or_default(),
+        "model": v.get("model").and_then(Value::as_str).unwrap_or(""),
         "content": content,
         "stop_reason": stop_reason(choice.get("finish_reason").and_then(Value::as_str)),
         "stop_sequence": null,
@@ -187,7 +187,7 @@ pub fn anthropic_to_openai(v: &Value) -> Value {
                 "id": tool_ids::decode(b.get("id").and_then(Value::as_str).unwrap_or("")),
                 "type": "function",
                 "function": {
-                    "name": b.get("name").cloned().unwrap_or_default(),
+                    "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
                     "arguments": b.get("input").cloned().unwrap_or_else(|| json!({})).to_string()
                 }
             })),
@@ -215,10 +215,10 @@ pub fn anthropic_to_openai(v: &Value) -> Value {
         usage.merge_anthropic(u);
     }
     json!({
-        "id": v.get("id").cloned().unwrap_or_else(|| "chatcmpl-ai-proxy".into()),
+        "id": v.get("id").and_then(Value::as_str).unwrap_or("chatcmpl-ai-proxy"),
         "object": "chat.completion",
         "created": now(),
-        "model": v.get("model").cloned().unwrap_or_default(),
+        "model": v.get("model").and_then(Value::as_str).unwrap_or(""),
         "choices": [{
             "index": 0,
             "message": message,

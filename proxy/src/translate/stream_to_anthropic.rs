@@ -115,7 +115,7 @@ impl State {
                 "id": anthropic_id(chunk.get("id").and_then(Value::as_str)),
                 "type": "message",
                 "role": "assistant",
-                "model": chunk.get("model").cloned().unwrap_or_default(),
+                "model": chunk.get("model").and_then(Value::as_str).unwrap_or(""),
                 "content": [],
                 "stop_reason": null,
                 "stop_sequence": null,

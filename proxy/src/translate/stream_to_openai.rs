@@ -95,8 +95,8 @@ impl State {
                 if let Some(id) = m.get("id").and_then(Value::as_str) {
                     id.clone_into(&mut self.id);
                 }
-                if let Some(model) = m.get("model") {
-                    self.model = model.clone();
+                if let Some(model) = m.get("model").and_then(Value::as_str) {
+                    self.model = model.into();
                 }
                 if let Some(u) = m.get("usage") {
                     self.usage.merge_anthropic(u);
@@ -124,7 +124,7 @@ impl State {
                             tool_ids::decode(b.get("id").and_then(Value::as_str).unwrap_or(""));
                         self.chunk(
                             &json!({"tool_calls": [{"index": n, "id": id, "type": "function",
-                                "function": {"name": b.get("name").cloned().unwrap_or_default(), "arguments": ""}}]}),
+                                "function": {"name": b.get("name").and_then(Value::as_str).unwrap_or(""), "arguments": ""}}]}),
                             None,
                             out,
                         );
