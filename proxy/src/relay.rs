@@ -342,13 +342,17 @@ impl RelayBody {
             let now = Instant::now();
             if now.duration_since(self.last_in) >= self.idle {
                 let idle = self.idle;
+                let message = format!("upstream sent nothing for {idle:?} (idle_timeout)");
+                let told = self.translator.as_mut().map(|t| t.fail(&message));
                 self.end(
                     Outcome::IdleTimeout,
-                    Some((
-                        UpstreamFailure::IdleTimeout,
-                        format!("upstream sent nothing for {idle:?} (idle_timeout)"),
-                    )),
+                    Some((UpstreamFailure::IdleTimeout, message)),
                 );
+                // A translated stream tells its client in the client's error form.
+                if let Some(told) = told.filter(|b| !b.is_empty()) {
+                    self.log.bytes_out += told.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(told))));
+                }
                 return Poll::Ready(Some(Err(
                     format!("upstream sent nothing for {idle:?}").into()
                 )));

@@ -296,3 +296,47 @@ async fn translated_stream_pings_and_reports_a_cut() {
     assert!(sent.headers.get("anthropic-version").is_none());
     assert!(sent.headers.get("anthropic-beta").is_none());
 }
+
+/// A silent upstream behind a translated stream: the chat-completions client gets the idle timeout as
+/// its mid-stream error chunk (no `[DONE]`), not a cut connection.
+#[tokio::test]
+async fn translated_idle_upstream_is_an_error_chunk() {
+    let up = Mock::start(Reply::Sse {
+        chunks: vec![
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"up\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ],
+        interval: Duration::from_secs(30),
+        then_abort: false,
+    })
+    .await;
+    let proxy = Proxy::start(
+        &default_env(""),
+        &yaml(
+            &[(
+                "up",
+                "anthropic",
+                &up.base(),
+                "idle_timeout: 300ms\nkeepalive_interval: 0s",
+            )],
+            "  - name: m\n    targets:\n      - provider: up\n",
+        ),
+    );
+    let resp = send(
+        &proxy.url("/v1/chat/completions"),
+        "POST",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#.to_owned(),
+    )
+    .await;
+    let (frames, err) = frames(resp).await;
+    assert!(err.is_none(), "{err:?}");
+    let text = concat(&frames);
+    assert!(text.starts_with("data: {"), "{text}");
+    assert!(text.contains("\"role\":\"assistant\""), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("data: {\"error\""), "{text}");
+    assert!(last.contains("idle_timeout"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    proxy.wait_log("idle_timeout\"");
+}
