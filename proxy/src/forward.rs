@@ -9,7 +9,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::config::{Kind, Model, Provider};
+use crate::config::{Kind, Model, Provider, Target};
 use crate::error::ProxyError;
 use crate::headers::{
     ANTHROPIC_BETA, ANTHROPIC_VERSION, APPLICATION_JSON, DEFAULT_ANTHROPIC_VERSION, OPENAI_BETA,
@@ -31,6 +31,8 @@ pub struct Forwarded {
     pub provider: Arc<Provider>,
     /// The response transform for this target.
     pub transform: Transform,
+    /// Client parameters the translation dropped, for `x-ai-proxy-dropped`.
+    pub dropped: Option<HeaderValue>,
 }
 
 /// The client request parts that matter upstream.
@@ -75,6 +77,20 @@ pub async fn forward(
     let mut usable = 0u32;
     let mut missing: Vec<&str> = Vec::new();
     let mut last = String::new();
+    let mut untranslatable = None;
+    // count_tokens has no OpenAI counterpart: a model served first by an OpenAI-kind target
+    // answers 404 so that clients (Claude Code) fall back to their local estimate.
+    if client.api == Api::CountTokens
+        && model
+            .targets
+            .first()
+            .is_some_and(|t| upstreams.config.providers[t.provider].kind != Kind::Anthropic)
+    {
+        return Err(ProxyError::NoTargetForApi {
+            model: model.name.to_string(),
+            kind: Kind::Anthropic,
+        });
+    }
     for target in &model.targets {
         let provider = &upstreams.config.providers[target.provider];
         let Some(transform) = Transform::between(client.api, provider.kind) else {
@@ -89,26 +105,36 @@ pub async fn forward(
             }
             continue;
         }
+        // A body this target's API cannot carry (an image type, `n > 1`) may still suit a
+        // later target; it is the answer only when no target was tried.
+        let (body, transform, dropped) = match target_body(transform, client, target) {
+            Ok(built) => built,
+            Err(e) => {
+                untranslatable.get_or_insert(e);
+                continue;
+            }
+        };
         log.attempts += 1;
         log.provider = Some(provider.name.clone());
-        let body = transform.request(model_field::rewrite(
-            client.body,
-            client.field,
-            &target.upstream_model,
-        ));
-        let request = build_request(provider, client, body, &log.request_id).map_err(|e| {
-            ProxyError::AllTargetsFailed {
-                model: model.name.to_string(),
-                attempts: log.attempts,
-                last: e,
-            }
-        })?;
+        let request =
+            build_request(provider, client, transform, body, &log.request_id).map_err(|e| {
+                ProxyError::AllTargetsFailed {
+                    model: model.name.to_string(),
+                    attempts: log.attempts,
+                    last: e,
+                }
+            })?;
         match attempt(upstreams, target.provider, request, log).await {
             Ok(response) => {
+                if let Some(shape) = transform.upstream_shape() {
+                    // Usage is read in the upstream's format, before translation.
+                    log.usage = crate::usage::UsageObserver::new(shape, false);
+                }
                 return Ok(Forwarded {
                     response,
                     provider: provider.clone(),
                     transform,
+                    dropped,
                 });
             }
             Err(Failed { failure, message }) => {
@@ -126,6 +152,9 @@ pub async fn forward(
             }
         }
     }
+    if let Some(e) = untranslatable.filter(|_| log.attempts == 0) {
+        return Err(e);
+    }
     Err(if usable == 0 {
         ProxyError::NoTargetForApi {
             model: model.name.to_string(),
@@ -141,6 +170,44 @@ pub async fn forward(
             model: model.name.to_string(),
             attempts: log.attempts,
             last,
+        }
+    })
+}
+
+/// The body for one target: the client's with the model renamed (native), or translated.
+fn target_body(
+    transform: Transform,
+    client: &ClientRequest<'_>,
+    target: &Target,
+) -> Result<(UpstreamBody, Transform, Option<HeaderValue>), ProxyError> {
+    Ok(match transform {
+        Transform::Identity => (
+            model_field::rewrite(client.body, client.field, &target.upstream_model),
+            transform,
+            None,
+        ),
+        Transform::Translate { direction, .. } => {
+            let limits = crate::translate::Limits {
+                default_max_tokens: target
+                    .max_tokens
+                    .unwrap_or(crate::translate::request::DEFAULT_MAX_TOKENS),
+                max_tokens_cap: target.max_tokens_cap,
+            };
+            let t =
+                crate::translate::request(direction, client.body, &target.upstream_model, limits)
+                    .map_err(|e| ProxyError::InvalidBody(e.0))?;
+            let dropped = Some(crate::translate::dropped_header(&t.dropped))
+                .filter(|v| !v.is_empty())
+                .and_then(|v| HeaderValue::from_str(&v).ok());
+            let transform = Transform::Translate {
+                direction,
+                include_usage: t.include_usage,
+            };
+            (
+                UpstreamBody::new([Bytes::from(t.body), Bytes::new(), Bytes::new()]),
+                transform,
+                dropped,
+            )
         }
     })
 }
@@ -197,13 +264,15 @@ async fn attempt(
 fn build_request(
     provider: &Provider,
     client: &ClientRequest<'_>,
+    transform: Transform,
     body: UpstreamBody,
     request_id: &HeaderValue,
 ) -> Result<Request<UpstreamBody>, String> {
     let mut uri = String::with_capacity(provider.base_url.len() + 40);
     uri.push_str(&provider.base_url);
-    uri.push_str(client.api.upstream_path());
-    if let Some(q) = client.query {
+    uri.push_str(transform.upstream_path(client.api));
+    // A query (Anthropic's `?beta=true`) belongs to the client's API, not a translated one.
+    if let (Some(q), Transform::Identity) = (client.query, transform) {
         uri.push('?');
         uri.push_str(q);
     }

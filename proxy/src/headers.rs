@@ -4,6 +4,8 @@ use http::{HeaderName, HeaderValue};
 
 /// The request id, echoed to the client and sent upstream.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Client parameters a translated request could not carry, comma-separated.
+pub const X_AI_PROXY_DROPPED: HeaderName = HeaderName::from_static("x-ai-proxy-dropped");
 /// Anthropic SDKs send the client token here.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// Proxy overhead and upstream wait, for the client's own timing.

@@ -4,7 +4,8 @@
 //! ([`request_body`], [`model_field`]) → route ([`routes`]) → forward ([`forward`], over the
 //! clients in [`upstream`]) → relay ([`relay`]) → finish ([`request_log`]). Client keys:
 //! [`auth`] finds the client, [`limits`] applies its models and limits after the route,
-//! [`usage`] reads the tokens on the relayed body.
+//! [`usage`] reads the tokens on the relayed body. A target of the other API is reached through
+//! [`translate`] (chosen per target by [`transform`]).
 //! `docs/architecture.md` maps every file.
 
 #![allow(
@@ -39,5 +40,6 @@ pub mod server;
 pub mod signals;
 pub mod state;
 pub mod transform;
+pub mod translate;
 pub mod upstream;
 pub mod usage;

@@ -1,4 +1,4 @@
-//! Endpoints the proxy answers itself: `/ping` (no auth, no log line), `/v1/models` and
+//! Endpoints the proxy answers itself: `/ping` (no auth, no log line), `HEAD /` (no auth), `/v1/models` and
 //! `/metrics` (authenticated; `/metrics` for `AUTH_TOKEN` only), and the 404 for everything else.
 
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub fn answer<B>(state: &AppState, req: &Request<B>) -> Result<Response<Response
     let upstreams = state.upstreams.load();
     let clients = &upstreams.config.clients;
     match (req.method(), req.uri().path()) {
+        // Claude Code probes its base URL with `HEAD /` before the first request.
+        (&Method::HEAD, "/") => Ok(fixed(StatusCode::OK, TEXT_PLAIN, Bytes::new())),
         (&Method::GET, "/v1/models") => {
             let identity = authenticate(req.headers(), token, clients)?;
             let models = match identity.client().and_then(|c| c.models.as_deref()) {

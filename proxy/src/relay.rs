@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
@@ -18,14 +18,18 @@ use tokio::time::{Instant, Sleep};
 use crate::body::{BoxError, ResponseBody};
 use crate::forward::Forwarded;
 use crate::headers::{
-    HOP_BY_HOP, NO, PROXY_CONNECTION, SERVER_TIMING, UPSTREAM_PRIVATE, X_ACCEL_BUFFERING,
-    X_REQUEST_ID,
+    APPLICATION_JSON, HOP_BY_HOP, NO, PROXY_CONNECTION, SERVER_TIMING, UPSTREAM_PRIVATE,
+    X_ACCEL_BUFFERING, X_AI_PROXY_DROPPED, X_REQUEST_ID,
 };
 use crate::outcome::{Outcome, UpstreamFailure};
 use crate::request_log::RequestLog;
+use crate::transform::Transform;
+use crate::translate::{self, Direction, ResponseTranslator};
 
 /// The SSE comment sent while an upstream stream is silent.
 pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
+/// The keepalive of a translated stream to an Anthropic client: its `ping` event.
+pub const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
 
 /// Turns the upstream response into the client response; the body is relayed as it comes.
 #[must_use]
@@ -34,6 +38,7 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
         response,
         provider,
         transform,
+        dropped,
     } = forwarded;
     let (mut parts, body) = response.into_parts();
     strip_response_headers(&mut parts.headers);
@@ -42,6 +47,36 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
         .headers
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let translator = match transform {
+        Transform::Identity => None,
+        Transform::Translate {
+            direction,
+            include_usage,
+        } => {
+            let status = parts.status.as_u16();
+            let t = ResponseTranslator::new(direction, status, sse, include_usage);
+            if let Ok(s) = StatusCode::from_u16(translate::client_status(direction, status)) {
+                parts.status = s;
+            }
+            // The translated body has another length, and a JSON body (an error page
+            // included) is rewritten as JSON in the client's shape.
+            parts.headers.remove(CONTENT_LENGTH);
+            if t.is_json() {
+                parts.headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+            }
+            if let Some(dropped) = dropped {
+                parts.headers.insert(X_AI_PROXY_DROPPED, dropped);
+            }
+            Some(Box::new(t))
+        }
+    };
+    let anthropic_client = matches!(
+        transform,
+        Transform::Translate {
+            direction: Direction::AnthropicToOpenai,
+            ..
+        }
+    );
     let headers_after = log.started.elapsed();
     let overhead = headers_after.saturating_sub(log.upstream_wait);
     parts
@@ -63,13 +98,17 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
     }
     // Keepalive bytes would break a declared length, so only length-less streams get them.
     let keepalive_ok = sse && !parts.headers.contains_key(CONTENT_LENGTH);
-    let relay = RelayBody::new(
-        transform.response(body),
+    let mut relay = RelayBody::new(
+        body,
         keepalive_ok,
         provider.timeouts.keepalive,
         provider.timeouts.idle,
         log,
     );
+    relay.translator = translator;
+    if anthropic_client {
+        relay.keepalive_bytes = Bytes::from_static(PING);
+    }
     Response::from_parts(parts, ResponseBody::Relay(Box::new(relay)))
 }
 
@@ -113,6 +152,10 @@ pub struct RelayBody {
     tail: [u8; 4],
     done: bool,
     log: RequestLog,
+    /// The response translation, when the target speaks the other API.
+    pub translator: Option<Box<ResponseTranslator>>,
+    /// What a keepalive sends.
+    pub keepalive_bytes: Bytes,
 }
 
 impl RelayBody {
@@ -139,6 +182,8 @@ impl RelayBody {
             tail: *b"\n\n\n\n",
             done: false,
             log,
+            translator: None,
+            keepalive_bytes: Bytes::from_static(KEEPALIVE),
         };
         let next = body.next_deadline();
         body.timer.as_mut().reset(next);
@@ -154,7 +199,7 @@ impl RelayBody {
     /// The upstream body's size hint.
     #[must_use]
     pub fn size_hint(&self) -> SizeHint {
-        if self.log.usage.strips() {
+        if self.log.usage.strips() || self.translator.is_some() {
             return SizeHint::default();
         }
         self.inner.size_hint()
@@ -229,11 +274,20 @@ impl RelayBody {
                     // The usage observer reads each chunk and may hold back or remove bytes
                     // (the usage chunk the proxy asked for): relay what it returns.
                     let mut data = this.log.usage.relay(data);
+                    // Usage is read above in the upstream's format; the client gets it
+                    // translated.
+                    if let Some(t) = &mut this.translator {
+                        data = t.feed(&data);
+                    }
                     // A body of known length is over with its last byte: hyper may not
                     // poll again, so it ends now.
                     let ended = this.inner.is_end_stream();
                     if ended {
                         let rest = this.log.usage.flush();
+                        let rest = match &mut this.translator {
+                            Some(t) => Bytes::from([t.feed(&rest), t.finish()].concat()),
+                            None => rest,
+                        };
                         if !rest.is_empty() {
                             data = Bytes::from([data, rest].concat());
                         }
@@ -251,14 +305,24 @@ impl RelayBody {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     let message = format!("upstream body: {e}");
+                    let told = this.translator.as_mut().map(|t| t.fail(&message));
                     this.end(
                         Outcome::UpstreamError,
                         Some((UpstreamFailure::Stream, message)),
                     );
+                    // A translated stream tells its client in the client's error form.
+                    if let Some(told) = told.filter(|b| !b.is_empty()) {
+                        this.log.bytes_out += told.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(told))));
+                    }
                     return Poll::Ready(Some(Err(e.into())));
                 }
                 Poll::Ready(None) => {
                     let rest = this.log.usage.flush();
+                    let rest = match &mut this.translator {
+                        Some(t) => Bytes::from([t.feed(&rest), t.finish()].concat()),
+                        None => rest,
+                    };
                     if !rest.is_empty() {
                         this.note_data(&rest);
                         return Poll::Ready(Some(Ok(Frame::data(rest))));
@@ -278,13 +342,17 @@ impl RelayBody {
             let now = Instant::now();
             if now.duration_since(self.last_in) >= self.idle {
                 let idle = self.idle;
+                let message = format!("upstream sent nothing for {idle:?} (idle_timeout)");
+                let told = self.translator.as_mut().map(|t| t.fail(&message));
                 self.end(
                     Outcome::IdleTimeout,
-                    Some((
-                        UpstreamFailure::IdleTimeout,
-                        format!("upstream sent nothing for {idle:?} (idle_timeout)"),
-                    )),
+                    Some((UpstreamFailure::IdleTimeout, message)),
                 );
+                // A translated stream tells its client in the client's error form.
+                if let Some(told) = told.filter(|b| !b.is_empty()) {
+                    self.log.bytes_out += told.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(told))));
+                }
                 return Poll::Ready(Some(Err(
                     format!("upstream sent nothing for {idle:?}").into()
                 )));
@@ -294,10 +362,10 @@ impl RelayBody {
                 && now.duration_since(self.last_out) >= self.keepalive
             {
                 self.last_out = now;
-                self.log.bytes_out += KEEPALIVE.len() as u64;
+                self.log.bytes_out += self.keepalive_bytes.len() as u64;
                 let next = self.next_deadline();
                 self.timer.as_mut().reset(next);
-                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEPALIVE)))));
+                return Poll::Ready(Some(Ok(Frame::data(self.keepalive_bytes.clone()))));
             }
             let next = self.next_deadline();
             self.timer.as_mut().reset(next);

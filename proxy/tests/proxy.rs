@@ -309,7 +309,22 @@ async fn chunked_upload_over_the_limit_gets_413(proxy: &Proxy) {
 }
 
 async fn anthropic_shape_on_messages(proxy: &Proxy) {
-    // Anthropic shape on /v1/messages, and a model with no anthropic target.
+    // Anthropic shape on /v1/messages*: count_tokens on a model served first by an
+    // openai-kind target is a 404 (clients then estimate locally); /v1/messages translates,
+    // so a body it cannot translate is a 400.
+    let resp = send(
+        &proxy.url("/v1/messages/count_tokens?beta=true"),
+        "POST",
+        &[("x-api-key", TOKEN)],
+        r#"{"model":"fast","messages":[]}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    let v = json(&String::from_utf8_lossy(
+        &resp.into_body().collect().await.unwrap().to_bytes(),
+    ));
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "not_found_error");
     let resp = send(
         &proxy.url("/v1/messages"),
         "POST",
@@ -317,11 +332,12 @@ async fn anthropic_shape_on_messages(proxy: &Proxy) {
         r#"{"model":"fast"}"#.to_owned(),
     )
     .await;
-    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.status(), 400);
     let v = json(&String::from_utf8_lossy(
         &resp.into_body().collect().await.unwrap().to_bytes(),
     ));
-    assert_eq!(v["error"]["type"], "not_found_error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("messages"));
     let resp = send(
         &proxy.url("/v1/messages"),
         "POST",
@@ -477,4 +493,59 @@ async fn request_ids_logs_and_no_secret_anywhere() {
         "the client token reached the logs:\n{all}"
     );
     assert!(all.contains("model `***` is not configured"), "{all}");
+}
+
+/// A body the first target's API cannot carry (a BMP image for an anthropic-kind target) goes
+/// to the next target natively; with no other target it is a 400 naming the reason, and the
+/// upstream never sees it. A translated request lists what it dropped.
+#[tokio::test]
+async fn untranslatable_bodies_fall_back_to_a_native_target() {
+    let oa = Mock::start(Reply::Json(
+        200,
+        r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+    ))
+    .await;
+    let an = Mock::start(Reply::Json(
+        200,
+        r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#,
+    ))
+    .await;
+    let yaml = yaml(
+        &[
+            ("oa", "openai", &oa.base(), ""),
+            ("an", "anthropic", &an.base(), ""),
+        ],
+        "  - name: both\n    targets:\n      - provider: an\n      - provider: oa\n  - name: claude\n    targets:\n      - provider: an\n        max_tokens_cap: 50\n",
+    );
+    let proxy = Proxy::start(&default_env(""), &yaml);
+    let chat = proxy.url("/v1/chat/completions");
+    let bmp = r#"{"model":"MODEL","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/bmp;base64,AA"}}]}]}"#;
+    let (status, _, text) = post(&chat, &bmp.replace("MODEL", "both")).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(json(&text)["choices"][0]["message"]["content"], "ok");
+    assert_eq!((an.calls(), oa.calls()), (0, 1));
+    let (status, _, text) = post(&chat, &bmp.replace("MODEL", "claude")).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        json(&text)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image/bmp"),
+        "{text}"
+    );
+    assert_eq!(an.calls(), 0);
+    // Translated: capped max_tokens, dropped names listed, the answer in the client's shape.
+    let (status, headers, text) = post(
+        &chat,
+        r#"{"model":"claude","max_tokens":4000,"seed":1,"logprobs":true,"messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(headers["x-ai-proxy-dropped"], "logprobs, seed");
+    let v = json(&text);
+    assert_eq!(v["choices"][0]["message"]["content"], "hi");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let sent = json(&String::from_utf8_lossy(&an.last().body));
+    assert_eq!(sent["max_tokens"], 50);
+    assert_eq!(an.last().path, "/v1/messages");
 }

@@ -236,3 +236,107 @@ async fn client_hang_up_before_the_response_cancels_the_upstream() {
         "{metrics}"
     );
 }
+
+/// An Anthropic client on an openai-kind upstream: the translated stream is relayed event by
+/// event, keepalives are `ping` events, and an upstream cut becomes the client's
+/// `event: error` (no `message_stop`) on a body that ends cleanly.
+#[tokio::test]
+async fn translated_stream_pings_and_reports_a_cut() {
+    let up = Mock::start(Reply::Sse {
+        chunks: vec![
+            "data: {\"id\":\"c\",\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+            "data: {\"id\":\"c\",\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}]}\n\n",
+        ],
+        interval: Duration::from_millis(500),
+        then_abort: true,
+    })
+    .await;
+    let proxy = Proxy::start(
+        &default_env(""),
+        &one_provider(&up, "keepalive_interval: 100ms"),
+    );
+    let resp = send(
+        &proxy.url("/v1/messages?beta=true"),
+        "POST",
+        &[
+            ("x-api-key", TOKEN),
+            ("anthropic-version", "2023-06-01"),
+            ("anthropic-beta", "claude-code-20250219"),
+        ],
+        r#"{"model":"m","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let (frames, err) = frames(resp).await;
+    assert!(err.is_none(), "{err:?}");
+    let text = concat(&frames);
+    let first_text = text.find("\"text\":\"Hel\"").expect(&text);
+    let second_text = text.find("\"text\":\"lo\"").expect(&text);
+    assert!(
+        text[first_text..second_text].contains("event: ping\ndata: {\"type\": \"ping\"}\n\n"),
+        "{text}"
+    );
+    assert!(!text.contains(": keepalive"), "{text}");
+    assert!(text.starts_with("event: message_start\n"), "{text}");
+    assert!(
+        text.trim_end()
+            .rsplit("\n\n")
+            .next()
+            .unwrap()
+            .starts_with("event: error\n"),
+        "{text}"
+    );
+    assert!(!text.contains("message_stop"), "{text}");
+    // Translated frames leave as they are made, not at the end.
+    assert!(frames.len() >= 3, "only {} frames", frames.len());
+    let sent = up.last();
+    assert_eq!(sent.path, "/chat/completions", "no query string");
+    assert!(sent.headers.get("anthropic-version").is_none());
+    assert!(sent.headers.get("anthropic-beta").is_none());
+}
+
+/// A silent upstream behind a translated stream: the chat-completions client gets the idle timeout as
+/// its mid-stream error chunk (no `[DONE]`), not a cut connection.
+#[tokio::test]
+async fn translated_idle_upstream_is_an_error_chunk() {
+    let up = Mock::start(Reply::Sse {
+        chunks: vec![
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"up\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ],
+        interval: Duration::from_secs(30),
+        then_abort: false,
+    })
+    .await;
+    let proxy = Proxy::start(
+        &default_env(""),
+        &yaml(
+            &[(
+                "up",
+                "anthropic",
+                &up.base(),
+                "idle_timeout: 300ms\nkeepalive_interval: 0s",
+            )],
+            "  - name: m\n    targets:\n      - provider: up\n",
+        ),
+    );
+    let resp = send(
+        &proxy.url("/v1/chat/completions"),
+        "POST",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#.to_owned(),
+    )
+    .await;
+    let (frames, err) = frames(resp).await;
+    assert!(err.is_none(), "{err:?}");
+    let text = concat(&frames);
+    assert!(text.starts_with("data: {"), "{text}");
+    assert!(text.contains("\"role\":\"assistant\""), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("data: {\"error\""), "{text}");
+    assert!(last.contains("idle_timeout"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    proxy.wait_log("idle_timeout\"");
+}

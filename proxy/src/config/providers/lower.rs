@@ -342,9 +342,23 @@ fn model(
                 "an upstream model name cannot be empty".to_owned(),
             ));
         }
+        for (key, value) in [
+            ("max_tokens", t.max_tokens),
+            ("max_tokens_cap", t.max_tokens_cap),
+        ] {
+            if value == Some(0) {
+                return Err(loc.at(
+                    &format!("models[{i}].targets[{j}].{key}"),
+                    &format!("{key}:"),
+                    format!("`{key}` must be at least 1"),
+                ));
+            }
+        }
         targets.push(Target {
             provider,
             upstream_model: Arc::from(upstream.as_str()),
+            max_tokens: t.max_tokens,
+            max_tokens_cap: t.max_tokens_cap,
         });
     }
     Ok(Model {

@@ -113,6 +113,10 @@ pub struct Target {
     pub provider: usize,
     /// The model name sent upstream.
     pub upstream_model: Arc<str>,
+    /// `max_tokens` sent when a translated request gives none (Anthropic requires it).
+    pub max_tokens: Option<u64>,
+    /// The most `max_tokens` a translated request sends to this target.
+    pub max_tokens_cap: Option<u64>,
 }
 
 /// A model clients may ask for.
@@ -223,6 +227,25 @@ mod tests {
         assert_eq!(&*c.model("m1").unwrap().targets[0].upstream_model, "up1");
         assert_eq!(&*c.model("m2").unwrap().targets[0].upstream_model, "m2");
         assert!(c.model("m3").is_none());
+    }
+
+    #[test]
+    fn target_max_tokens_fields() {
+        let text = GOOD.replace(
+            "        model: up1\n",
+            "        model: up1\n        max_tokens: 2048\n        max_tokens_cap: 8192\n",
+        );
+        let c = parse(&text, &[("AI_PROXY_TEST_KEY_A", "sk-1")]).unwrap();
+        let t = &c.model("m1").unwrap().targets[0];
+        assert_eq!((t.max_tokens, t.max_tokens_cap), (Some(2048), Some(8192)));
+        let t = &c.model("m2").unwrap().targets[0];
+        assert_eq!((t.max_tokens, t.max_tokens_cap), (None, None));
+        let zero = GOOD.replace(
+            "        model: up1\n",
+            "        model: up1\n        max_tokens_cap: 0\n",
+        );
+        let e = parse(&zero, &[("AI_PROXY_TEST_KEY_A", "sk-1")]).unwrap_err();
+        assert!(e.contains("models[0].targets[0].max_tokens_cap"), "{e}");
     }
 
     #[test]

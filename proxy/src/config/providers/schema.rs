@@ -57,4 +57,6 @@ pub struct RawModel {
 pub struct RawTarget {
     pub provider: String,
     pub model: Option<String>,
+    pub max_tokens: Option<u64>,
+    pub max_tokens_cap: Option<u64>,
 }

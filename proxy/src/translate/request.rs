@@ -1,0 +1,624 @@
+//! Request bodies, both ways: OpenAI chat completions ⇄ Anthropic Messages. Parameters with no
+//! counterpart are dropped and named, so the response can list them in `x-ai-proxy-dropped`.
+
+use serde_json::{Map, Value, json};
+
+use super::{Limits, Translated, Untranslatable, tool_ids};
+
+/// `max_tokens` for an Anthropic upstream when neither the client nor the target gives one.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// OpenAI request fields the translation carries (anything else is dropped and named).
+const OPENAI_USED: [&str; 14] = [
+    "model",
+    "messages",
+    "n",
+    "max_tokens",
+    "max_completion_tokens",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "stop",
+    "user",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+];
+
+/// Anthropic request fields the translation carries (anything else is dropped and named).
+const ANTHROPIC_USED: [&str; 11] = [
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "stream",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "metadata",
+    "tools",
+    "tool_choice",
+];
+
+/// Image media types Anthropic accepts.
+pub const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+fn bad(msg: impl Into<String>) -> Untranslatable {
+    Untranslatable(msg.into())
+}
+
+fn note(dropped: &mut Vec<String>, name: &str) {
+    if !dropped.iter().any(|d| d == name) {
+        dropped.push(name.to_owned());
+    }
+}
+
+fn cap(limits: Limits, n: u64) -> u64 {
+    limits.max_tokens_cap.map_or(n, |c| n.min(c))
+}
+
+/// Text of an OpenAI `content` (a string or parts): the text parts joined.
+fn openai_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// An OpenAI content part as an Anthropic block.
+fn openai_part(part: &Value, dropped: &mut Vec<String>) -> Result<Option<Value>, Untranslatable> {
+    let kind = part.get("type").and_then(Value::as_str).unwrap_or("text");
+    match kind {
+        "text" => {
+            let text = part.get("text").and_then(Value::as_str).unwrap_or("");
+            Ok((!text.trim().is_empty()).then(|| json!({"type": "text", "text": text})))
+        }
+        "image_url" => {
+            let url = part
+                .pointer("/image_url/url")
+                .or_else(|| part.get("image_url"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("image_url part without a url"))?;
+            if part.pointer("/image_url/detail").is_some() {
+                note(dropped, "image_url.detail");
+            }
+            Ok(Some(image_block(url)?))
+        }
+        other => Err(bad(format!(
+            "content part type `{other}` cannot be sent to an Anthropic model"
+        ))),
+    }
+}
+
+fn image_block(url: &str) -> Result<Value, Untranslatable> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| bad("image data URL without a comma"))?;
+        let media = meta
+            .strip_suffix(";base64")
+            .ok_or_else(|| bad("image data URL must be base64 (data:image/png;base64,...)"))?;
+        if !IMAGE_TYPES.contains(&media) {
+            return Err(bad(format!(
+                "image media type `{}` is not supported by Anthropic models (use {})",
+                crate::echo::clip(media),
+                IMAGE_TYPES.join(", ")
+            )));
+        }
+        return Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}),
+        );
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
+    }
+    Err(bad("image url must be a data: URL or http(s)"))
+}
+
+/// Appends `blocks` as a user turn, merged into the previous one when that is a user turn.
+fn push_user(messages: &mut Vec<Value>, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        return;
+    }
+    if let Some(arr) = messages
+        .last_mut()
+        .filter(|last| last["role"] == "user")
+        .and_then(|last| last["content"].as_array_mut())
+    {
+        arr.extend(blocks);
+        return;
+    }
+    messages.push(json!({"role": "user", "content": blocks}));
+}
+
+/// OpenAI chat completions request → Anthropic Messages request.
+#[allow(clippy::too_many_lines, reason = "one field table, read top to bottom")]
+pub fn openai_to_anthropic(
+    value: Value,
+    model: &str,
+    limits: Limits,
+) -> Result<Translated, Untranslatable> {
+    let Value::Object(mut req) = value else {
+        return Err(bad("request body must be a JSON object"));
+    };
+    let mut dropped = Vec::new();
+    let mut out = Map::new();
+    out.insert("model".into(), model.into());
+    if req.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+        return Err(bad(
+            "`n` greater than 1 is not supported by Anthropic models",
+        ));
+    }
+    let Some(Value::Array(msgs)) = req.remove("messages") else {
+        return Err(bad("`messages` must be an array"));
+    };
+    let mut system = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    for m in &msgs {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        let content = m.get("content").unwrap_or(&Value::Null);
+        match role {
+            "system" | "developer" => system.push(openai_text(content)),
+            "user" => {
+                let blocks = match content {
+                    Value::String(s) if s.trim().is_empty() => Vec::new(),
+                    Value::String(s) => vec![json!({"type": "text", "text": s})],
+                    Value::Array(parts) => {
+                        let mut b = Vec::new();
+                        for p in parts {
+                            b.extend(openai_part(p, &mut dropped)?);
+                        }
+                        b
+                    }
+                    _ => Vec::new(),
+                };
+                push_user(&mut messages, blocks);
+            }
+            "assistant" => {
+                let mut blocks = Vec::new();
+                let text = openai_text(content);
+                if !text.trim().is_empty() {
+                    blocks.push(json!({"type": "text", "text": text}));
+                }
+                if m.get("reasoning_content").is_some() || m.get("reasoning").is_some() {
+                    note(&mut dropped, "reasoning_content");
+                }
+                for call in m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let id = call.get("id").and_then(Value::as_str).unwrap_or("");
+                    let name = call
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let args = call
+                        .pointer("/function/arguments")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let input: Value = if args.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(args)
+                            .map_err(|e| bad(format!("tool call arguments are not JSON: {e}")))?
+                    };
+                    blocks.push(json!({"type": "tool_use", "id": tool_ids::encode(id), "name": name, "input": input}));
+                }
+                if !blocks.is_empty() {
+                    messages.push(json!({"role": "assistant", "content": blocks}));
+                }
+            }
+            "tool" | "function" => {
+                let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
+                let result = match content {
+                    Value::Array(parts) => {
+                        let mut b = Vec::new();
+                        for p in parts {
+                            b.extend(openai_part(p, &mut dropped)?);
+                        }
+                        Value::Array(b)
+                    }
+                    other => Value::String(openai_text(other)),
+                };
+                let block = json!({"type": "tool_result", "tool_use_id": tool_ids::encode(id), "content": result});
+                // Results come first in their user turn.
+                match messages.last_mut() {
+                    Some(last) if last["role"] == "user" => {
+                        if let Some(arr) = last["content"].as_array_mut() {
+                            let at = arr
+                                .iter()
+                                .take_while(|b| b["type"] == "tool_result")
+                                .count();
+                            arr.insert(at, block);
+                        }
+                    }
+                    _ => messages.push(json!({"role": "user", "content": [block]})),
+                }
+            }
+            other => {
+                return Err(bad(format!(
+                    "message role `{}` is not supported",
+                    crate::echo::clip(other)
+                )));
+            }
+        }
+    }
+    if !system.is_empty() {
+        out.insert("system".into(), system.join("\n").into());
+    }
+    out.insert("messages".into(), messages.into());
+    let max = req
+        .get("max_completion_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
+        .unwrap_or(limits.default_max_tokens);
+    out.insert("max_tokens".into(), cap(limits, max).into());
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = req
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if stream {
+        out.insert("stream".into(), true.into());
+    }
+    if let Some(t) = req.get("temperature").and_then(Value::as_f64) {
+        out.insert("temperature".into(), t.clamp(0.0, 1.0).into());
+    }
+    if let Some(p) = req.get("top_p") {
+        out.insert("top_p".into(), p.clone());
+    }
+    match req.get("stop") {
+        Some(Value::String(s)) => {
+            out.insert("stop_sequences".into(), json!([s]));
+        }
+        Some(Value::Array(a)) if !a.is_empty() => {
+            out.insert("stop_sequences".into(), Value::Array(a.clone()));
+        }
+        _ => {}
+    }
+    if let Some(user) = req.get("user").and_then(Value::as_str) {
+        out.insert("metadata".into(), json!({"user_id": user}));
+    }
+    if let Some(Value::Array(tools)) = req.get("tools") {
+        let mut list = Vec::new();
+        for t in tools {
+            let f = t.get("function").unwrap_or(t);
+            if f.get("strict").is_some() {
+                note(&mut dropped, "tools.function.strict");
+            }
+            let mut tool = Map::new();
+            tool.insert(
+                "name".into(),
+                f.get("name").and_then(Value::as_str).unwrap_or("").into(),
+            );
+            if let Some(d) = f.get("description") {
+                tool.insert("description".into(), d.clone());
+            }
+            tool.insert(
+                "input_schema".into(),
+                f.get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            );
+            list.push(Value::Object(tool));
+        }
+        if !list.is_empty() {
+            out.insert("tools".into(), list.into());
+        }
+    }
+    let mut choice = match req.get("tool_choice") {
+        Some(Value::String(s)) => match s.as_str() {
+            "required" => Some(json!({"type": "any"})),
+            "none" => Some(json!({"type": "none"})),
+            _ => Some(json!({"type": "auto"})),
+        },
+        Some(Value::Object(o)) => o
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .map(|name| json!({"type": "tool", "name": name})),
+        _ => None,
+    };
+    if req.get("parallel_tool_calls") == Some(&Value::Bool(false)) && out.contains_key("tools") {
+        let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
+        if c["type"] != "none" {
+            c["disable_parallel_tool_use"] = true.into();
+        }
+    }
+    if let (Some(c), true) = (choice, out.contains_key("tools")) {
+        out.insert("tool_choice".into(), c);
+    }
+    for key in req.keys() {
+        if !OPENAI_USED.contains(&key.as_str()) {
+            note(&mut dropped, key);
+        }
+    }
+    finish(out, dropped, stream, include_usage)
+}
+
+fn finish(
+    out: Map<String, Value>,
+    dropped: Vec<String>,
+    stream: bool,
+    include_usage: bool,
+) -> Result<Translated, Untranslatable> {
+    let body = serde_json::to_vec(&Value::Object(out)).map_err(|e| bad(e.to_string()))?;
+    Ok(Translated {
+        body,
+        dropped,
+        stream,
+        include_usage,
+    })
+}
+
+/// Text of an Anthropic `system` or `content` (a string or blocks): the text blocks joined.
+fn anthropic_text(v: &Value, dropped: &mut Vec<String>) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| {
+                if b.get("cache_control").is_some() {
+                    note(dropped, "cache_control");
+                }
+                b.get("text").and_then(Value::as_str)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// An Anthropic image block as an OpenAI `image_url` part.
+fn image_part(block: &Value) -> Result<Value, Untranslatable> {
+    let src = block.get("source").unwrap_or(&Value::Null);
+    let url = match src.get("type").and_then(Value::as_str) {
+        Some("base64") => format!(
+            "data:{};base64,{}",
+            src.get("media_type")
+                .and_then(Value::as_str)
+                .unwrap_or("image/png"),
+            src.get("data").and_then(Value::as_str).unwrap_or("")
+        ),
+        Some("url") => src
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        other => {
+            return Err(bad(format!(
+                "image source type `{}` cannot be sent to an OpenAI-compatible model",
+                other.unwrap_or("none")
+            )));
+        }
+    };
+    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
+}
+
+/// Anthropic Messages request → OpenAI chat completions request.
+#[allow(clippy::too_many_lines, reason = "one field table, read top to bottom")]
+pub fn anthropic_to_openai(
+    value: Value,
+    model: &str,
+    limits: Limits,
+) -> Result<Translated, Untranslatable> {
+    let Value::Object(req) = value else {
+        return Err(bad("request body must be a JSON object"));
+    };
+    let mut dropped = Vec::new();
+    let mut out = Map::new();
+    out.insert("model".into(), model.into());
+    let mut messages = Vec::new();
+    if let Some(system) = req.get("system") {
+        let text = anthropic_text(system, &mut dropped);
+        if !text.is_empty() {
+            messages.push(json!({"role": "system", "content": text}));
+        }
+    }
+    let Some(Value::Array(msgs)) = req.get("messages") else {
+        return Err(bad("`messages` must be an array"));
+    };
+    for m in msgs {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        let content = m.get("content").unwrap_or(&Value::Null);
+        let blocks: Vec<Value> = match content {
+            Value::String(s) => vec![json!({"type": "text", "text": s})],
+            Value::Array(a) => a.clone(),
+            _ => Vec::new(),
+        };
+        match role {
+            "user" => {
+                let mut parts = Vec::new();
+                let mut moved_images = Vec::new();
+                for b in &blocks {
+                    if b.get("cache_control").is_some() {
+                        note(&mut dropped, "cache_control");
+                    }
+                    match b.get("type").and_then(Value::as_str).unwrap_or("") {
+                        "text" => {
+                            let t = b.get("text").and_then(Value::as_str).unwrap_or("");
+                            if !t.trim().is_empty() {
+                                parts.push(json!({"type": "text", "text": t}));
+                            }
+                        }
+                        "image" => parts.push(image_part(b)?),
+                        "tool_result" => {
+                            let id = b.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+                            let inner = b.get("content").unwrap_or(&Value::Null);
+                            let mut text = anthropic_text(inner, &mut dropped);
+                            if let Value::Array(items) = inner {
+                                for i in items {
+                                    if i["type"] == "image" {
+                                        moved_images.push(image_part(i)?);
+                                    }
+                                }
+                            }
+                            if b.get("is_error") == Some(&Value::Bool(true)) {
+                                text = format!("Error: {text}");
+                            }
+                            // Results come before the turn's other content.
+                            messages.push(json!({"role": "tool", "tool_call_id": tool_ids::decode(id), "content": text}));
+                        }
+                        other => {
+                            return Err(bad(format!(
+                                "content block type `{}` cannot be sent to an OpenAI-compatible model",
+                                crate::echo::clip(other)
+                            )));
+                        }
+                    }
+                }
+                // Tool messages carry only text: their images follow as a user message.
+                parts.extend(moved_images);
+                if parts.len() == 1 && parts[0]["type"] == "text" {
+                    messages.push(json!({"role": "user", "content": parts[0]["text"]}));
+                } else if !parts.is_empty() {
+                    messages.push(json!({"role": "user", "content": parts}));
+                }
+            }
+            "assistant" => {
+                let mut text = String::new();
+                let mut reasoning = String::new();
+                let mut calls = Vec::new();
+                for b in &blocks {
+                    match b.get("type").and_then(Value::as_str).unwrap_or("") {
+                        "text" => {
+                            text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""));
+                        }
+                        "thinking" => reasoning
+                            .push_str(b.get("thinking").and_then(Value::as_str).unwrap_or("")),
+                        "redacted_thinking" => note(&mut dropped, "redacted_thinking"),
+                        "tool_use" | "server_tool_use" => {
+                            let id = b.get("id").and_then(Value::as_str).unwrap_or("");
+                            let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+                            calls.push(json!({
+                                "id": tool_ids::decode(id),
+                                "type": "function",
+                                "function": {
+                                    "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
+                                    "arguments": input.to_string()
+                                }
+                            }));
+                        }
+                        _ => {}
+                    }
+                }
+                let mut msg = Map::new();
+                msg.insert("role".into(), "assistant".into());
+                msg.insert(
+                    "content".into(),
+                    if text.is_empty() && !calls.is_empty() {
+                        Value::Null
+                    } else {
+                        text.into()
+                    },
+                );
+                if !reasoning.is_empty() {
+                    msg.insert("reasoning_content".into(), reasoning.into());
+                }
+                if !calls.is_empty() {
+                    msg.insert("tool_calls".into(), calls.into());
+                }
+                messages.push(Value::Object(msg));
+            }
+            other => {
+                return Err(bad(format!(
+                    "message role `{}` is not supported",
+                    crate::echo::clip(other)
+                )));
+            }
+        }
+    }
+    out.insert("messages".into(), messages.into());
+    let max = req
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(limits.default_max_tokens);
+    out.insert("max_tokens".into(), cap(limits, max).into());
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if stream {
+        out.insert("stream".into(), true.into());
+        // Anthropic clients always get usage: ask the OpenAI upstream for its usage chunk.
+        out.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    for key in ["temperature", "top_p"] {
+        if let Some(v) = req.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(Value::Array(s)) = req.get("stop_sequences").filter(|s| s != &&json!([])) {
+        out.insert("stop".into(), Value::Array(s.clone()));
+    }
+    if let Some(user) = req
+        .get("metadata")
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str)
+    {
+        out.insert("user".into(), user.into());
+    }
+    if let Some(Value::Array(tools)) = req.get("tools") {
+        let mut list = Vec::new();
+        for t in tools {
+            if t.get("cache_control").is_some() {
+                note(&mut dropped, "cache_control");
+            }
+            for key in ["strict", "defer_loading"] {
+                if t.get(key).is_some() {
+                    note(&mut dropped, &format!("tools.{key}"));
+                }
+            }
+            match t.get("type").and_then(Value::as_str) {
+                None | Some("custom") => {}
+                Some(server) => {
+                    note(&mut dropped, &format!("tools.{server}"));
+                    continue;
+                }
+            }
+            let mut f = Map::new();
+            f.insert(
+                "name".into(),
+                t.get("name").and_then(Value::as_str).unwrap_or("").into(),
+            );
+            if let Some(d) = t.get("description") {
+                f.insert("description".into(), d.clone());
+            }
+            f.insert(
+                "parameters".into(),
+                t.get("input_schema")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object"})),
+            );
+            list.push(json!({"type": "function", "function": f}));
+        }
+        if !list.is_empty() {
+            out.insert("tools".into(), list.into());
+        }
+    }
+    if let (Some(c), true) = (req.get("tool_choice"), out.contains_key("tools")) {
+        let mapped = match c.get("type").and_then(Value::as_str) {
+            Some("any") => json!("required"),
+            Some("none") => json!("none"),
+            Some("tool") => {
+                json!({"type": "function", "function": {"name": c.get("name").and_then(Value::as_str).unwrap_or("")}})
+            }
+            _ => json!("auto"),
+        };
+        out.insert("tool_choice".into(), mapped);
+        if c.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
+            out.insert("parallel_tool_calls".into(), false.into());
+        }
+    }
+    for key in req.keys() {
+        if !ANTHROPIC_USED.contains(&key.as_str()) {
+            note(&mut dropped, key);
+        }
+    }
+    finish(out, dropped, stream, true)
+}
