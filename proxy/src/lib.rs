@@ -38,6 +38,7 @@ pub mod secret;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod tls;
 pub mod transform;
 pub mod upstream;
 pub mod usage;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use ai_proxy::config::Config;
-use ai_proxy::{healthcheck, log, reload, server, signals, state::AppState};
+use ai_proxy::config::settings::TlsMode;
+use ai_proxy::config::{Config, ENV_FILE, EnvSource};
+use ai_proxy::{healthcheck, log, reload, server, signals, state::AppState, tls};
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
 compile_error!("enable at most one of the `mimalloc` and `jemalloc` features");
@@ -44,7 +45,8 @@ struct Cli {
 enum Command {
     /// Run the gateway (the default).
     Serve(ConfigDir),
-    /// Exit 0 only when GET /ping answers 200 within 2 s.
+    /// Exit 0 only when GET /ping answers 200 within 2 s (over TLS, unverified, when the
+    /// config's .env turns TLS on).
     Healthcheck {
         /// Port to check [default: $PORT, else 8080].
         #[arg(long)]
@@ -52,6 +54,11 @@ enum Command {
         /// Host to check.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
+        /// Speak TLS even if the config does not say so.
+        #[arg(long)]
+        tls: bool,
+        #[command(flatten)]
+        dir: ConfigDir,
     },
     /// Validate .env and provider-config.yaml and print the effective configuration, secrets redacted.
     CheckConfig(ConfigDir),
@@ -95,7 +102,12 @@ fn main() -> ExitCode {
         Some(Command::Serve(dir)) => serve(&dir),
         Some(Command::CheckConfig(dir)) => check_config(&dir),
         Some(Command::Keys { action }) => keys(&action),
-        Some(Command::Healthcheck { port, host }) => {
+        Some(Command::Healthcheck {
+            port,
+            host,
+            tls,
+            dir,
+        }) => {
             let port = port
                 .or_else(|| {
                     std::env::var("PORT")
@@ -103,7 +115,13 @@ fn main() -> ExitCode {
                         .and_then(|p| p.trim().parse().ok())
                 })
                 .unwrap_or(8080);
-            match healthcheck::check(&host, port) {
+            // Whether the listener speaks TLS is in `.env`; a missing or broken file means
+            // the defaults (plain HTTP), and the check then says what answered.
+            let tls = tls
+                || EnvSource::load(&dir.config_dir.join(ENV_FILE))
+                    .and_then(|env| ai_proxy::config::settings::tls_mode(&env))
+                    .is_ok_and(|mode| mode.is_on());
+            match healthcheck::check(&host, port, tls) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ai-proxy healthcheck: unhealthy: {e}");
@@ -152,6 +170,26 @@ fn check_config(dir: &ConfigDir) -> ExitCode {
     match Config::load(&dir.config_dir) {
         Ok(config) => {
             print!("{}", config.redacted_yaml());
+            if let TlsMode::Files {
+                cert_file,
+                key_file,
+            } = &config.settings.tls
+            {
+                match tls::load_pair(cert_file, key_file) {
+                    Ok(pair) => eprintln!(
+                        "TLS: serving {} ({} certificates in the chain) and its key {}",
+                        cert_file.display(),
+                        pair.cert.len(),
+                        key_file.display()
+                    ),
+                    Err(e) => {
+                        eprintln!("ai-proxy: configuration error: {e}");
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                }
+            } else if !config.settings.bind.is_loopback() {
+                eprintln!("{PLAIN_WARNING}");
+            }
             for p in config.providers.not_configured() {
                 eprintln!(
                     "warning: provider `{}` is not configured: set {} in {}",
@@ -208,7 +246,37 @@ fn serve(dir: &ConfigDir) -> ExitCode {
     code
 }
 
+/// Said at start (and by `check-config`) when plain HTTP listens beyond loopback.
+const PLAIN_WARNING: &str = "warning: serving plain HTTP on a non-loopback address: client tokens, prompts and answers cross the network in clear; set TLS_CERT_FILE and TLS_KEY_FILE, or BIND=127.0.0.1 behind a TLS terminator";
+
+/// The certificate files of `TLS_CERT_FILE` mode, loaded; `Ok(None)` for plain HTTP.
+fn load_tls(mode: &TlsMode) -> Result<Option<Arc<tls::files::CertFiles>>, tls::TlsError> {
+    match mode {
+        TlsMode::Off => Ok(None),
+        TlsMode::Files {
+            cert_file,
+            key_file,
+        } => tls::files::CertFiles::load(cert_file.clone(), key_file.clone())
+            .map(|files| Some(Arc::new(files))),
+    }
+}
+
 async fn run(config: Config, signals: signals::Signals) -> ExitCode {
+    let cert_files = match load_tls(&config.settings.tls) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("ai-proxy: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    // A second SIGHUP stream for the certificate files: every stream sees every signal.
+    let cert_hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ai-proxy: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let addr = std::net::SocketAddr::new(config.settings.bind, config.settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -228,12 +296,32 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
         let up = state.upstreams.load();
         log::info("listening")
             .str("addr", &local.to_string())
+            .str(
+                "scheme",
+                if cert_files.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+            )
             .u64("port", u64::from(local.port()))
             .str("version", env!("CARGO_PKG_VERSION"))
             .u64("providers", up.config.providers.len() as u64)
             .u64("models", up.config.models.len() as u64)
             .emit();
     }
+    if cert_files.is_none() && !local.ip().is_loopback() {
+        log::warn(PLAIN_WARNING.trim_start_matches("warning: ")).emit();
+    }
+    let acceptor = cert_files.map(|files| {
+        let acceptor = tls::Acceptor::new(files.certs.clone());
+        tokio::spawn(files.watch(
+            cert_hangup,
+            state.settings.config_poll_interval,
+            state.metrics.clone(),
+        ));
+        acceptor
+    });
     let signals::Signals {
         terminate,
         interrupt,
@@ -241,7 +329,13 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
     } = signals;
     tokio::spawn(signals::reload_on_sighup(state.clone(), hangup));
     tokio::spawn(reload::watch(state.clone()));
-    server::serve(state, listener, signals::termination(terminate, interrupt)).await;
+    server::serve(
+        state,
+        listener,
+        acceptor,
+        signals::termination(terminate, interrupt),
+    )
+    .await;
     log::info("stopped").emit();
     ExitCode::SUCCESS
 }

@@ -106,6 +106,12 @@ pub struct Metrics {
     pub body_budget_rejected: AtomicU64,
     /// The log-line budget for rejected (401, 404) requests.
     pub rejected_log: crate::log::RateLimit,
+    /// TLS handshakes that failed (untrusted certificate, no common version or cipher…).
+    pub tls_handshake_failures: AtomicU64,
+    /// Plain-HTTP requests answered 400 on the TLS port.
+    pub tls_plaintext_rejected: AtomicU64,
+    tls_reloads_ok: AtomicU64,
+    tls_reloads_failed: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -136,6 +142,10 @@ impl Metrics {
             connections_idle_timeout: AtomicU64::default(),
             body_budget_rejected: AtomicU64::default(),
             rejected_log: crate::log::RateLimit::new(rejected_per_sec),
+            tls_handshake_failures: AtomicU64::default(),
+            tls_plaintext_rejected: AtomicU64::default(),
+            tls_reloads_ok: AtomicU64::default(),
+            tls_reloads_failed: AtomicU64::default(),
         }
     }
 
@@ -223,6 +233,16 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a reload of the certificate files.
+    pub fn record_tls_reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.tls_reloads_ok
+        } else {
+            &self.tls_reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -295,7 +315,28 @@ impl Metrics {
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed)
         );
+        self.render_tls(&mut out);
         out
+    }
+
+    /// The TLS listener's counters.
+    fn render_tls(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_tls_reloads_total Reloads of TLS_CERT_FILE and TLS_KEY_FILE.\n# TYPE ai_proxy_tls_reloads_total counter\nai_proxy_tls_reloads_total{{result=\"ok\"}} {}\nai_proxy_tls_reloads_total{{result=\"rejected\"}} {}",
+            self.tls_reloads_ok.load(Ordering::Relaxed),
+            self.tls_reloads_failed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_tls_handshake_failures_total TLS handshakes that failed.\n# TYPE ai_proxy_tls_handshake_failures_total counter\nai_proxy_tls_handshake_failures_total {}",
+            self.tls_handshake_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_tls_plaintext_rejected_total Plain-HTTP requests answered 400 on the TLS port.\n# TYPE ai_proxy_tls_plaintext_rejected_total counter\nai_proxy_tls_plaintext_rejected_total {}",
+            self.tls_plaintext_rejected.load(Ordering::Relaxed)
+        );
     }
 }
 

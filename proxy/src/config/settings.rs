@@ -2,6 +2,7 @@
 //! once at start with errors naming the file, line and key.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -72,6 +73,31 @@ pub struct Settings {
     /// `tokens_per_minute` (default 1 minute; shorter only for tests).
     #[serde(serialize_with = "serialize_duration")]
     pub rate_limit_window: Duration,
+    /// How the listener speaks: plain HTTP, or TLS with the admin's certificate files.
+    pub tls: TlsMode,
+}
+
+/// The listener's protocol, from `TLS_CERT_FILE` + `TLS_KEY_FILE` (and, later, `TLS_DOMAINS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Plain HTTP (neither key set).
+    Off,
+    /// TLS with the admin's PEM chain and key, re-read on SIGHUP and when they change.
+    Files {
+        /// `TLS_CERT_FILE`: the certificate chain, leaf first (PEM).
+        cert_file: PathBuf,
+        /// `TLS_KEY_FILE`: the private key (PEM: PKCS#8, PKCS#1 or SEC1).
+        key_file: PathBuf,
+    },
+}
+
+impl TlsMode {
+    /// Whether the listener speaks TLS.
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
 }
 
 /// Limits on client connections.
@@ -174,6 +200,9 @@ const fn optional<T>(
 }
 
 const RATE_LIMIT_WINDOW: Key<Duration> = duration_key("RATE_LIMIT_WINDOW", 60);
+const TLS_CERT_FILE: Key<Option<PathBuf>> = optional("TLS_CERT_FILE", None, parse_path);
+const TLS_KEY_FILE: Key<Option<PathBuf>> = optional("TLS_KEY_FILE", None, parse_path);
+const TLS_DOMAINS: Key<Option<PathBuf>> = optional("TLS_DOMAINS", None, parse_path);
 
 /// A duration key with a default in seconds; it must be above zero.
 const fn duration_key(name: &'static str, default_secs: u64) -> Key<Duration> {
@@ -207,6 +236,7 @@ impl Settings {
             log_rejected_per_sec: LOG_REJECTED_PER_SEC.read(env)?,
             config_poll_interval: CONFIG_POLL_INTERVAL.read(env)?,
             rate_limit_window: RATE_LIMIT_WINDOW.read(env)?,
+            tls: tls_mode(env)?,
         };
         if settings.max_body_bytes > settings.max_inflight_body_bytes {
             return Err(ConfigError::Invalid {
@@ -240,6 +270,47 @@ impl<T: Clone> Key<T> {
             message,
         })
     }
+}
+
+/// The TLS mode from its keys: both files or neither; relative paths are taken from the
+/// directory of `.env`. Public for `healthcheck`, which needs only this.
+pub fn tls_mode(env: &EnvSource) -> Result<TlsMode, ConfigError> {
+    let cert = TLS_CERT_FILE.read(env)?;
+    let key = TLS_KEY_FILE.read(env)?;
+    let invalid = |name: &str, message: String| ConfigError::Invalid {
+        location: env.describe(name, env.get(name).map(|v| v.origin)),
+        message,
+    };
+    if TLS_DOMAINS.read(env)?.is_some() {
+        return Err(invalid(
+            TLS_DOMAINS.name,
+            "automatic certificates (ACME) are not in this version yet: remove TLS_DOMAINS and set TLS_CERT_FILE and TLS_KEY_FILE to your own certificate, or serve plain HTTP behind a TLS terminator".to_owned(),
+        ));
+    }
+    let dir = env.path().parent().unwrap_or(Path::new("."));
+    match (cert, key) {
+        (None, None) => Ok(TlsMode::Off),
+        (Some(cert), Some(key)) => Ok(TlsMode::Files {
+            cert_file: dir.join(cert),
+            key_file: dir.join(key),
+        }),
+        (Some(_), None) => Err(invalid(
+            TLS_KEY_FILE.name,
+            "not set while TLS_CERT_FILE is: set both (the certificate chain and its private key, PEM) or neither".to_owned(),
+        )),
+        (None, Some(_)) => Err(invalid(
+            TLS_CERT_FILE.name,
+            "not set while TLS_KEY_FILE is: set both (the certificate chain and its private key, PEM) or neither".to_owned(),
+        )),
+    }
+}
+
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "every key's parser has the same signature"
+)]
+fn parse_path(v: &str) -> Result<Option<PathBuf>, String> {
+    Ok(Some(PathBuf::from(v.trim())))
 }
 
 fn parse_port(v: &str) -> Result<u16, String> {
