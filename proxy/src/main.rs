@@ -177,9 +177,10 @@ fn check_config(dir: &ConfigDir) -> ExitCode {
             {
                 match tls::load_pair(cert_file, key_file) {
                     Ok(pair) => eprintln!(
-                        "TLS: serving {} ({} certificates in the chain) and its key {}",
+                        "TLS: serving {} ({} certificates in the chain, expires {}) and its key {}",
                         cert_file.display(),
                         pair.cert.len(),
+                        tls::not_after(&pair).map_or_else(|| "?".to_owned(), tls::expiry::rfc3339),
                         key_file.display()
                     ),
                     Err(e) => {
@@ -314,6 +315,9 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
         log::warn(PLAIN_WARNING.trim_start_matches("warning: ")).emit();
     }
     let acceptor = cert_files.map(|files| {
+        log::info("serving TLS with the configured certificate")
+            .opt_str("not_after", files.note_expiry(&state.metrics).as_deref())
+            .emit();
         let acceptor = tls::Acceptor::new(files.certs.clone());
         tokio::spawn(files.watch(
             cert_hangup,

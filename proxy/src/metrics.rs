@@ -112,6 +112,8 @@ pub struct Metrics {
     pub tls_plaintext_rejected: AtomicU64,
     tls_reloads_ok: AtomicU64,
     tls_reloads_failed: AtomicU64,
+    /// The served certificate's `notAfter`, seconds since the epoch; 0 when unknown.
+    tls_not_after: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -146,6 +148,7 @@ impl Metrics {
             tls_plaintext_rejected: AtomicU64::default(),
             tls_reloads_ok: AtomicU64::default(),
             tls_reloads_failed: AtomicU64::default(),
+            tls_not_after: AtomicI64::default(),
         }
     }
 
@@ -243,6 +246,12 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Notes the served certificate's `notAfter` (seconds since the epoch).
+    pub fn set_tls_not_after(&self, not_after: Option<i64>) {
+        self.tls_not_after
+            .store(not_after.unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -321,6 +330,13 @@ impl Metrics {
 
     /// The TLS listener's counters.
     fn render_tls(&self, out: &mut String) {
+        let not_after = self.tls_not_after.load(Ordering::Relaxed);
+        if not_after != 0 {
+            let _ = writeln!(
+                out,
+                "# HELP ai_proxy_tls_certificate_expiry_timestamp_seconds When the served certificate expires (notAfter).\n# TYPE ai_proxy_tls_certificate_expiry_timestamp_seconds gauge\nai_proxy_tls_certificate_expiry_timestamp_seconds {not_after}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP ai_proxy_tls_reloads_total Reloads of TLS_CERT_FILE and TLS_KEY_FILE.\n# TYPE ai_proxy_tls_reloads_total counter\nai_proxy_tls_reloads_total{{result=\"ok\"}} {}\nai_proxy_tls_reloads_total{{result=\"rejected\"}} {}",

@@ -105,6 +105,32 @@ fn https_get(proxy: &Proxy, ca: &Path, version: &str, path: &str) -> Option<(Str
     Some((body.to_owned(), version.to_owned()))
 }
 
+/// `notAfter` of a PEM certificate as openssl reads it: seconds since the epoch and
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+fn openssl_not_after(cert: &Path) -> (f64, String) {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let iso = text
+        .trim()
+        .strip_prefix("notAfter=")
+        .unwrap()
+        .replace(' ', "T");
+    let out = Command::new("date")
+        .args(["-u", "-d", &iso, "+%s"])
+        .output()
+        .unwrap();
+    let secs = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (secs, iso)
+}
+
 fn metric_value(proxy: &Proxy, ca: &Path, series: &str) -> Option<f64> {
     let (text, _) = https_get(proxy, ca, "--http2", "/metrics").expect("GET /metrics");
     metric(&text, series)
@@ -219,7 +245,12 @@ fn sighup_reloads_the_pair_and_a_bad_pair_is_rejected() {
         "the new files were served before SIGHUP"
     );
     proxy.signal("HUP");
-    proxy.wait_log("certificate reloaded");
+    let line = proxy.wait_log("certificate reloaded");
+    let (b_not_after, b_iso) = openssl_not_after(&b_cert);
+    assert!(
+        line.contains(&format!("\"not_after\":\"{b_iso}\"")),
+        "{line}"
+    );
     assert!(
         https_get(&proxy, &b_cert, "--http1.1", "/ping").is_some(),
         "B not served after SIGHUP"
@@ -262,6 +293,15 @@ fn sighup_reloads_the_pair_and_a_bad_pair_is_rejected() {
             "ai_proxy_tls_reloads_total{result=\"rejected\"}"
         ),
         Some(2.0)
+    );
+    // The expiry metric follows the served certificate, not the rejected files.
+    assert_eq!(
+        metric_value(
+            &proxy,
+            &b_cert,
+            "ai_proxy_tls_certificate_expiry_timestamp_seconds"
+        ),
+        Some(b_not_after)
     );
 }
 
@@ -356,7 +396,12 @@ fn tls_config_errors_stop_the_start() {
     let (code, out, err) = run(&["check-config"], &dir);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("mode: files"), "{out}");
-    assert!(err.contains("TLS: serving"), "{err}");
+    let (_, iso) = openssl_not_after(&dir.join("a.crt"));
+    assert!(
+        err.contains(&format!("TLS: serving {}", dir.join("cert.pem").display())),
+        "{err}"
+    );
+    assert!(err.contains(&format!("expires {iso}")), "{err}");
 }
 
 #[test]

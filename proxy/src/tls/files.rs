@@ -52,6 +52,7 @@ impl CertFiles {
                 log::info("certificate reloaded")
                     .str("trigger", trigger.as_str())
                     .str("cert_file", &self.cert_file.display().to_string())
+                    .opt_str("not_after", self.note_expiry(metrics).as_deref())
                     .emit();
             }
             Err(e) => {
@@ -62,6 +63,13 @@ impl CertFiles {
                     .emit();
             }
         }
+    }
+
+    /// Exports the served certificate's expiry; returns it for the log line.
+    pub fn note_expiry(&self, metrics: &Metrics) -> Option<String> {
+        let not_after = self.certs.not_after();
+        metrics.set_tls_not_after(not_after);
+        not_after.map(super::expiry::rfc3339)
     }
 
     /// Reloads on every SIGHUP, and when the files' content changed (checked every `poll`,

@@ -3,6 +3,7 @@
 //! accepted connection — a plain-HTTP request on the TLS port gets a short 400 and a close,
 //! never an answer in clear.
 
+pub mod expiry;
 pub mod files;
 
 use std::fmt;
@@ -111,6 +112,18 @@ impl Certs {
     pub fn replace(&self, next: CertifiedKey) {
         self.current.store(Arc::new(next));
     }
+
+    /// The served leaf certificate's `notAfter` (seconds since the epoch).
+    #[must_use]
+    pub fn not_after(&self) -> Option<i64> {
+        not_after(&self.current.load())
+    }
+}
+
+/// A pair's leaf `notAfter` (seconds since the epoch).
+#[must_use]
+pub fn not_after(pair: &CertifiedKey) -> Option<i64> {
+    expiry::not_after(pair.end_entity_cert().ok()?)
 }
 
 impl ResolvesServerCert for Certs {
