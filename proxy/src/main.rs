@@ -250,26 +250,31 @@ fn serve(dir: &ConfigDir) -> ExitCode {
 /// Said at start (and by `check-config`) when plain HTTP listens beyond loopback.
 const PLAIN_WARNING: &str = "warning: serving plain HTTP on a non-loopback address: client tokens, prompts and answers cross the network in clear; set TLS_CERT_FILE and TLS_KEY_FILE, or BIND=127.0.0.1 behind a TLS terminator";
 
-/// The certificate files of `TLS_CERT_FILE` mode, loaded; `Ok(None)` for plain HTTP.
-fn load_tls(mode: &TlsMode) -> Result<Option<Arc<tls::files::CertFiles>>, tls::TlsError> {
+/// What serves the listener's certificates.
+enum TlsSource {
+    Files(Arc<tls::files::CertFiles>),
+    Acme(Arc<tls::acme::Manager>),
+}
+
+/// The certificate source of the TLS mode, loaded; `Ok(None)` for plain HTTP.
+fn load_tls(
+    mode: &TlsMode,
+    metrics: &Arc<ai_proxy::metrics::Metrics>,
+) -> Result<Option<TlsSource>, String> {
     match mode {
         TlsMode::Off => Ok(None),
         TlsMode::Files {
             cert_file,
             key_file,
         } => tls::files::CertFiles::load(cert_file.clone(), key_file.clone())
-            .map(|files| Some(Arc::new(files))),
+            .map(|files| Some(TlsSource::Files(Arc::new(files))))
+            .map_err(|e| e.to_string()),
+        TlsMode::Acme(settings) => tls::acme::Manager::load(settings.clone(), metrics.clone())
+            .map(|m| Some(TlsSource::Acme(Arc::new(m)))),
     }
 }
 
 async fn run(config: Config, signals: signals::Signals) -> ExitCode {
-    let cert_files = match load_tls(&config.settings.tls) {
-        Ok(files) => files,
-        Err(e) => {
-            eprintln!("ai-proxy: configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
     // A second SIGHUP stream for the certificate files: every stream sees every signal.
     let cert_hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -293,13 +298,20 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
         signals::warn_not_configured(p);
     }
     let state = Arc::new(AppState::new(config));
+    let tls_source = match load_tls(&state.settings.tls, &state.metrics) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("ai-proxy: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     {
         let up = state.upstreams.load();
         log::info("listening")
             .str("addr", &local.to_string())
             .str(
                 "scheme",
-                if cert_files.is_some() {
+                if tls_source.is_some() {
                     "https"
                 } else {
                     "http"
@@ -311,21 +323,31 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
             .u64("models", up.config.models.len() as u64)
             .emit();
     }
-    if cert_files.is_none() && !local.ip().is_loopback() {
-        log::warn(PLAIN_WARNING.trim_start_matches("warning: ")).emit();
-    }
-    let acceptor = cert_files.map(|files| {
-        log::info("serving TLS with the configured certificate")
-            .opt_str("not_after", files.note_expiry(&state.metrics).as_deref())
-            .emit();
-        let acceptor = tls::Acceptor::new(files.certs.clone());
-        tokio::spawn(files.watch(
-            cert_hangup,
-            state.settings.config_poll_interval,
-            state.metrics.clone(),
-        ));
-        acceptor
-    });
+    let acceptor = match tls_source {
+        None => {
+            if !local.ip().is_loopback() {
+                log::warn(PLAIN_WARNING.trim_start_matches("warning: ")).emit();
+            }
+            None
+        }
+        Some(TlsSource::Files(files)) => {
+            log::info("serving TLS with the configured certificate")
+                .opt_str("not_after", files.note_expiry(&state.metrics).as_deref())
+                .emit();
+            let acceptor = tls::Acceptor::new(files.certs.clone(), false);
+            tokio::spawn(files.watch(
+                cert_hangup,
+                state.settings.config_poll_interval,
+                state.metrics.clone(),
+            ));
+            Some(acceptor)
+        }
+        Some(TlsSource::Acme(manager)) => {
+            let acceptor = tls::Acceptor::new(manager.certs.clone(), true);
+            tokio::spawn(manager.run());
+            Some(acceptor)
+        }
+    };
     let signals::Signals {
         terminate,
         interrupt,

@@ -83,6 +83,48 @@ struct Families {
     client_rejected: BTreeMap<(Arc<str>, Reason), u64>,
 }
 
+/// Why an ACME issuance or renewal failed: the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeFailure {
+    /// The CA could not be reached (connection, TLS, HTTP).
+    Unreachable,
+    /// The CA answered with an error document (rate limit, bad request, account…).
+    Rejected,
+    /// The CA could not validate a name (TLS-ALPN-01 failed).
+    Validation,
+    /// The CA did not finish in time.
+    Timeout,
+    /// The cache could not be written or read.
+    Storage,
+    /// Anything else.
+    Other,
+}
+
+impl AcmeFailure {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 6] = [
+        Self::Unreachable,
+        Self::Rejected,
+        Self::Validation,
+        Self::Timeout,
+        Self::Storage,
+        Self::Other,
+    ];
+
+    /// The label.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::Rejected => "rejected",
+            Self::Validation => "validation",
+            Self::Timeout => "timeout",
+            Self::Storage => "storage",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// All metrics of the process.
 pub struct Metrics {
     families: Mutex<Families>,
@@ -114,6 +156,8 @@ pub struct Metrics {
     tls_reloads_failed: AtomicU64,
     /// The served certificate's `notAfter`, seconds since the epoch; 0 when unknown.
     tls_not_after: AtomicI64,
+    acme_attempts: AtomicU64,
+    acme_failures: [AtomicU64; AcmeFailure::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -149,6 +193,8 @@ impl Metrics {
             tls_reloads_ok: AtomicU64::default(),
             tls_reloads_failed: AtomicU64::default(),
             tls_not_after: AtomicI64::default(),
+            acme_attempts: AtomicU64::default(),
+            acme_failures: Default::default(),
         }
     }
 
@@ -252,6 +298,16 @@ impl Metrics {
             .store(not_after.unwrap_or(0), Ordering::Relaxed);
     }
 
+    /// Counts an ACME order (first issuance or renewal).
+    pub fn record_acme_attempt(&self) {
+        self.acme_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed ACME order.
+    pub fn record_acme_failure(&self, reason: AcmeFailure) {
+        self.acme_failures[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -330,6 +386,20 @@ impl Metrics {
 
     /// The TLS listener's counters.
     fn render_tls(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_acme_orders_total ACME orders (first issuance and renewals).\n# TYPE ai_proxy_acme_orders_total counter\nai_proxy_acme_orders_total {}",
+            self.acme_attempts.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP ai_proxy_acme_failures_total Failed ACME orders by reason.\n# TYPE ai_proxy_acme_failures_total counter\n");
+        for reason in AcmeFailure::ALL {
+            let _ = writeln!(
+                out,
+                "ai_proxy_acme_failures_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.acme_failures[reason as usize].load(Ordering::Relaxed)
+            );
+        }
         let not_after = self.tls_not_after.load(Ordering::Relaxed);
         if not_after != 0 {
             let _ = writeln!(

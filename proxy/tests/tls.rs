@@ -364,12 +364,20 @@ fn a_stalled_handshake_is_closed_at_the_first_request_deadline_and_evictable() {
 
 #[test]
 fn tls_config_errors_stop_the_start() {
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 5] = [
         ("TLS_CERT_FILE=cert.pem\n", &["TLS_KEY_FILE", "set both"]),
         ("TLS_KEY_FILE=key.pem\n", &["TLS_CERT_FILE", "set both"]),
         (
-            "TLS_DOMAINS=api.example.com\n",
-            &["TLS_DOMAINS", "not in this version"],
+            "TLS_DOMAINS=api.example.com\nTLS_CERT_FILE=cert.pem\nTLS_KEY_FILE=key.pem\n",
+            &["TLS_DOMAINS", "not both"],
+        ),
+        (
+            "TLS_DOMAINS=*.example.com\n",
+            &["TLS_DOMAINS", "not a DNS name"],
+        ),
+        (
+            "TLS_DOMAINS=api.example.com\nACME_DIRECTORY=http://ca.example/dir\n",
+            &["ACME_DIRECTORY", "letsencrypt-staging"],
         ),
     ];
     for (extra, needles) in cases {

@@ -24,6 +24,12 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 /// `notAfter` of a DER certificate, in seconds since the Unix epoch.
 #[must_use]
 pub fn not_after(der: &[u8]) -> Option<i64> {
+    validity(der).map(|(_, after)| after)
+}
+
+/// `notBefore` and `notAfter` of a DER certificate, in seconds since the Unix epoch.
+#[must_use]
+pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
     const SEQUENCE: u8 = 0x30;
     let (SEQUENCE, cert, _) = element(der)? else {
         return None;
@@ -41,8 +47,13 @@ pub fn not_after(der: &[u8]) -> Option<i64> {
     let (SEQUENCE, validity, _) = element(tbs)? else {
         return None;
     };
-    let after = element(validity)?.2;
-    let (tag, time, _) = element(after)?;
+    let (before_tag, before, after) = element(validity)?;
+    let (after_tag, after, _) = element(after)?;
+    Some((time(before_tag, before)?, time(after_tag, after)?))
+}
+
+/// A UTCTime or GeneralizedTime in seconds since the epoch.
+fn time(tag: u8, time: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(time).ok()?;
     let full = match tag {
         // UTCTime, YYMMDDHHMMSSZ: years 50-99 are 19xx (RFC 5280).

@@ -28,7 +28,7 @@ impl CertFiles {
     /// Loads the pair; an error here stops the start.
     pub fn load(cert_file: PathBuf, key_file: PathBuf) -> Result<Self, TlsError> {
         let last = content_hash(&cert_file, &key_file);
-        let certs = Certs::new(load_pair(&cert_file, &key_file)?);
+        let certs = Certs::new(Some(load_pair(&cert_file, &key_file)?));
         Ok(Self {
             cert_file,
             key_file,

@@ -3,15 +3,18 @@
 //! accepted connection — a plain-HTTP request on the TLS port gets a short 400 and a close,
 //! never an answer in clear.
 
+pub mod acme;
+pub mod cache;
 pub mod expiry;
 pub mod files;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -60,6 +63,9 @@ pub enum TlsError {
     },
 }
 
+/// The ALPN protocol of TLS-ALPN-01 validation connections (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// Reads a PEM chain (leaf first) and its private key, and checks that they belong together.
 pub fn load_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, TlsError> {
     let shown = |p: &Path| p.display().to_string();
@@ -69,28 +75,54 @@ pub fn load_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, TlsE
             path: shown(cert_file),
             message: format!("cannot read a PEM certificate chain: {e}"),
         })?;
-    if chain.is_empty() {
-        return Err(TlsError::Chain {
-            path: shown(cert_file),
-            message: "holds no `BEGIN CERTIFICATE` block".to_owned(),
-        });
-    }
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsError::Key {
         path: shown(key_file),
         message: format!("cannot read a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
     })?;
+    pair_of(chain, key, &shown(cert_file), &shown(key_file))
+}
+
+/// A chain and key from PEM text (both in one text, as the ACME cache stores them).
+pub fn pair_from_pem(pem: &[u8], origin: &str) -> Result<CertifiedKey, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Chain {
+            path: origin.to_owned(),
+            message: format!("cannot read a PEM certificate chain: {e}"),
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| TlsError::Key {
+        path: origin.to_owned(),
+        message: format!("cannot read a PEM private key: {e}"),
+    })?;
+    pair_of(chain, key, origin, origin)
+}
+
+fn pair_of(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_origin: &str,
+    key_origin: &str,
+) -> Result<CertifiedKey, TlsError> {
+    if chain.is_empty() {
+        return Err(TlsError::Chain {
+            path: cert_origin.to_owned(),
+            message: "holds no `BEGIN CERTIFICATE` block".to_owned(),
+        });
+    }
     let provider = rustls::crypto::ring::default_provider();
     CertifiedKey::from_der(chain, key, &provider).map_err(|e| TlsError::Pair {
-        cert: shown(cert_file),
-        key: shown(key_file),
+        cert: cert_origin.to_owned(),
+        key: key_origin.to_owned(),
         message: e.to_string(),
     })
 }
 
-/// The certificate served to every client; a reload swaps it, handshakes in progress keep
-/// the one they started with.
+/// The certificate served to every client (none yet before a first ACME issuance: the
+/// handshake then fails), and the TLS-ALPN-01 challenge certificates by name. A reload or a
+/// renewal swaps it; handshakes in progress keep the one they started with.
 pub struct Certs {
-    current: ArcSwap<CertifiedKey>,
+    current: ArcSwapOption<CertifiedKey>,
+    challenges: Mutex<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl fmt::Debug for Certs {
@@ -100,36 +132,66 @@ impl fmt::Debug for Certs {
 }
 
 impl Certs {
-    /// Serves `first` until [`Certs::replace`].
+    /// Serves `first` (if any) until [`Certs::replace`].
     #[must_use]
-    pub fn new(first: CertifiedKey) -> Arc<Self> {
+    pub fn new(first: Option<CertifiedKey>) -> Arc<Self> {
         Arc::new(Self {
-            current: ArcSwap::from_pointee(first),
+            current: ArcSwapOption::from(first.map(Arc::new)),
+            challenges: Mutex::default(),
         })
     }
 
     /// Serves `next` from the next handshake on.
     pub fn replace(&self, next: CertifiedKey) {
-        self.current.store(Arc::new(next));
+        self.current.store(Some(Arc::new(next)));
+    }
+
+    /// The served certificate, if any.
+    #[must_use]
+    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
     }
 
     /// The served leaf certificate's `notAfter` (seconds since the epoch).
     #[must_use]
     pub fn not_after(&self) -> Option<i64> {
-        not_after(&self.current.load())
+        not_after(self.current.load().as_deref()?)
+    }
+
+    /// Answers TLS-ALPN-01 validations for `domain` with `cert`.
+    pub fn set_challenge(&self, domain: String, cert: CertifiedKey) {
+        self.lock_challenges().insert(domain, Arc::new(cert));
+    }
+
+    /// Forgets every challenge certificate.
+    pub fn clear_challenges(&self) {
+        self.lock_challenges().clear();
+    }
+
+    fn lock_challenges(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CertifiedKey>>> {
+        self.challenges
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ResolvesServerCert for Certs {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self.lock_challenges().get(&name).cloned();
+        }
+        self.current.load_full()
     }
 }
 
 /// A pair's leaf `notAfter` (seconds since the epoch).
 #[must_use]
 pub fn not_after(pair: &CertifiedKey) -> Option<i64> {
-    expiry::not_after(pair.end_entity_cert().ok()?)
-}
-
-impl ResolvesServerCert for Certs {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
-    }
+    expiry::validity(pair.end_entity_cert().ok()?).map(|(_, after)| after)
 }
 
 /// The TLS side of the listener.
@@ -139,9 +201,11 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    /// TLS 1.2 and 1.3 with ring, ALPN `h2` then `http/1.1`, certificates from `certs`.
+    /// TLS 1.2 and 1.3 with ring, ALPN `h2` then `http/1.1`, certificates from `certs`;
+    /// with `acme`, `acme-tls/1` too, for validation connections, which are closed after
+    /// their handshake.
     #[must_use]
-    pub fn new(certs: Arc<Certs>) -> Self {
+    pub fn new(certs: Arc<Certs>, acme: bool) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -149,6 +213,9 @@ impl Acceptor {
             .with_no_client_auth()
             .with_cert_resolver(certs);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if acme {
+            config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         Self {
             inner: TlsAcceptor::from(Arc::new(config)),
         }
@@ -181,7 +248,9 @@ impl Acceptor {
                 .tls_handshake_failures
                 .fetch_add(1, Ordering::Relaxed);
         }
-        handshake.ok()
+        let tls = handshake.ok()?;
+        // A validation connection has seen what it came for: it carries no HTTP.
+        (tls.get_ref().1.alpn_protocol() != Some(ACME_TLS_ALPN)).then_some(tls)
     }
 }
 
