@@ -60,6 +60,13 @@ impl Failure {
             instant_acme::Error::Http(_) | instant_acme::Error::Hyper(_) => {
                 AcmeFailure::Unreachable
             }
+            // Our HTTP client's connection errors arrive boxed.
+            instant_acme::Error::Other(inner)
+                if inner.is::<hyper_util::client::legacy::Error>()
+                    || inner.is::<std::io::Error>() =>
+            {
+                AcmeFailure::Unreachable
+            }
             _ => AcmeFailure::Other,
         };
         let mut message = format!("{doing}: {e}");
