@@ -166,30 +166,66 @@ fn keys(action: &KeysAction) -> ExitCode {
     }
 }
 
+/// `check-config`'s TLS lines on stderr: the mode, and the certificate (files) or the cache.
+fn report_tls(settings: &ai_proxy::config::Settings) -> Result<(), String> {
+    let expires = |pair: &rustls::sign::CertifiedKey| {
+        tls::not_after(pair).map_or_else(|| "?".to_owned(), tls::expiry::rfc3339)
+    };
+    match &settings.tls {
+        TlsMode::Off if !settings.bind.is_loopback() => eprintln!("{PLAIN_WARNING}"),
+        TlsMode::Off => {}
+        TlsMode::Files {
+            cert_file,
+            key_file,
+        } => {
+            let pair = tls::load_pair(cert_file, key_file).map_err(|e| e.to_string())?;
+            eprintln!(
+                "TLS: serving {} ({} certificates in the chain, expires {}) and its key {}",
+                cert_file.display(),
+                pair.cert.len(),
+                expires(&pair),
+                key_file.display()
+            );
+        }
+        TlsMode::Acme(acme) => {
+            eprintln!(
+                "TLS: automatic certificates (ACME, TLS-ALPN-01 on port {}) for {} from {}",
+                settings.port,
+                acme.domains.join(", "),
+                acme.directory
+            );
+            let cache = tls::cache::Cache::new(&acme.cache_dir, &acme.directory, &acme.domains);
+            let path = cache.certificate_path();
+            match cache.certificate() {
+                Ok(Some(pem)) => match tls::pair_from_pem(&pem, &path.display().to_string()) {
+                    Ok(pair) => eprintln!(
+                        "TLS: cached certificate {} for {} expires {}",
+                        path.display(),
+                        acme.domains.join(", "),
+                        expires(&pair)
+                    ),
+                    Err(e) => eprintln!(
+                        "warning: cached certificate unusable ({e}); a new one will be ordered"
+                    ),
+                },
+                Ok(None) => eprintln!(
+                    "TLS: no cached certificate in {} yet: the first start orders one (HTTPS handshakes fail until then)",
+                    acme.cache_dir.display()
+                ),
+                Err(e) => eprintln!("warning: {}: cannot read: {e}", path.display()),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_config(dir: &ConfigDir) -> ExitCode {
     match Config::load(&dir.config_dir) {
         Ok(config) => {
             print!("{}", config.redacted_yaml());
-            if let TlsMode::Files {
-                cert_file,
-                key_file,
-            } = &config.settings.tls
-            {
-                match tls::load_pair(cert_file, key_file) {
-                    Ok(pair) => eprintln!(
-                        "TLS: serving {} ({} certificates in the chain, expires {}) and its key {}",
-                        cert_file.display(),
-                        pair.cert.len(),
-                        tls::not_after(&pair).map_or_else(|| "?".to_owned(), tls::expiry::rfc3339),
-                        key_file.display()
-                    ),
-                    Err(e) => {
-                        eprintln!("ai-proxy: configuration error: {e}");
-                        return ExitCode::from(EXIT_CONFIG);
-                    }
-                }
-            } else if !config.settings.bind.is_loopback() {
-                eprintln!("{PLAIN_WARNING}");
+            if let Err(e) = report_tls(&config.settings) {
+                eprintln!("ai-proxy: configuration error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
             }
             for p in config.providers.not_configured() {
                 eprintln!(

@@ -329,6 +329,15 @@ fn issues_over_tls_alpn_and_a_restart_reuses_the_cache() {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
 
+    // check-config names the mode and the cached certificate.
+    let (code, out, err) = run(&["check-config"], &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("mode: acme"), "{out}");
+    assert!(
+        err.contains("TLS: cached certificate") && err.contains(DOMAIN),
+        "{err}"
+    );
+
     // A restart serves the cached certificate at once and orders nothing.
     proxy.signal("TERM");
     assert!(proxy.wait_exit(Duration::from_secs(10)).success());
@@ -402,6 +411,9 @@ fn an_unreachable_ca_is_retried_on_the_schedule_and_nothing_is_served_in_clear()
         )),
         YAML,
     );
+    let (code, _, err) = run(&["check-config"], &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("no cached certificate"), "{err}");
     let proxy = Proxy::start_in(dir.clone());
     // Attempts at 0 s and 1 s; the next only at 11 s.
     std::thread::sleep(Duration::from_secs(5));
