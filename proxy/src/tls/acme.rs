@@ -57,9 +57,7 @@ impl Failure {
         let reason = match e {
             instant_acme::Error::Api(_) => AcmeFailure::Rejected,
             instant_acme::Error::Timeout(_) => AcmeFailure::Timeout,
-            instant_acme::Error::Http(_) | instant_acme::Error::Hyper(_) => {
-                AcmeFailure::Unreachable
-            }
+            instant_acme::Error::Http(_) => AcmeFailure::Unreachable,
             // Our HTTP client's connection errors arrive boxed.
             instant_acme::Error::Other(inner)
                 if inner.is::<hyper_util::client::legacy::Error>()
@@ -271,7 +269,7 @@ impl Manager {
     /// The cached account, or a new one (stored before use).
     async fn account(&self) -> Result<Account, Failure> {
         let storage = |e: std::io::Error| Failure::new(AcmeFailure::Storage, e.to_string());
-        let builder = || Account::builder_with_http(Box::new(self.http_client()));
+        let builder = || Account::builder_with_http(Box::new(AcmeHttp(self.http_client())));
         if let Some(json) = self.cache.account().map_err(storage)? {
             if let Ok(credentials) = serde_json::from_slice::<AccountCredentials>(&json) {
                 return builder()
@@ -339,6 +337,34 @@ impl Manager {
             .enable_http1()
             .build();
         HyperClient::builder(TokioExecutor::new()).build(connector)
+    }
+}
+
+/// The HTTPS client instant-acme talks to the CA through.
+struct AcmeHttp(
+    HyperClient<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        BodyWrapper<Bytes>,
+    >,
+);
+
+impl instant_acme::HttpClient for AcmeHttp {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<Bytes>>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<instant_acme::BytesResponse, instant_acme::Error>,
+                > + Send,
+        >,
+    > {
+        let sent = self.0.request(req);
+        Box::pin(async move {
+            sent.await
+                .map(instant_acme::BytesResponse::from)
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))
+        })
     }
 }
 
