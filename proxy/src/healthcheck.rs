@@ -1,15 +1,23 @@
 //! `ai-proxy healthcheck`: the image has no shell or curl, so the binary checks itself with
-//! a minimal HTTP/1.1 GET of `/ping`.
+//! a minimal HTTP/1.1 GET of `/ping` — over TLS when the listener speaks it, without
+//! verifying the certificate (the check runs on loopback and sends no token) but through the
+//! real handshake, so a listener that cannot present a certificate is unhealthy.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// Whole-check budget.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `Ok` when `GET http://host:port/ping` answers 200 within [`TIMEOUT`].
-pub fn check(host: &str, port: u16) -> Result<(), String> {
+/// `Ok` when `GET http://host:port/ping` (`https://` with `tls`) answers 200 within
+/// [`TIMEOUT`].
+pub fn check(host: &str, port: u16, tls: bool) -> Result<(), String> {
     let deadline = Instant::now() + TIMEOUT;
     let addrs = (host, port)
         .to_socket_addrs()
@@ -20,7 +28,7 @@ pub fn check(host: &str, port: u16) -> Result<(), String> {
         if left.is_zero() {
             break;
         }
-        match try_addr(addr, host, port, deadline, left) {
+        match try_addr(addr, host, port, tls, deadline, left) {
             Ok(()) => return Ok(()),
             Err(e) => last = e,
         }
@@ -32,10 +40,11 @@ fn try_addr(
     addr: std::net::SocketAddr,
     host: &str,
     port: u16,
+    tls: bool,
     deadline: Instant,
     left: Duration,
 ) -> Result<(), String> {
-    let mut stream = TcpStream::connect_timeout(&addr, left)
+    let stream = TcpStream::connect_timeout(&addr, left)
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let remaining = || {
         deadline
@@ -46,6 +55,24 @@ fn try_addr(
         .set_write_timeout(Some(remaining()))
         .and_then(|()| stream.set_read_timeout(Some(remaining())))
         .map_err(|e| e.to_string())?;
+    if tls {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("`{host}` is not a TLS server name: {e}"))?;
+        let conn = rustls::ClientConnection::new(Arc::new(unverified_client()), name)
+            .map_err(|e| format!("cannot start TLS: {e}"))?;
+        get_ping(rustls::StreamOwned::new(conn, stream), addr, host, port)
+    } else {
+        get_ping(stream, addr, host, port)
+    }
+}
+
+/// Sends `GET /ping` on `stream` and reads the status line.
+fn get_ping(
+    mut stream: impl Read + Write,
+    addr: std::net::SocketAddr,
+    host: &str,
+    port: u16,
+) -> Result<(), String> {
     write!(
         stream,
         "GET /ping HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
@@ -70,5 +97,67 @@ fn try_addr(
             "{addr} answered `{}` instead of 200",
             status_line.lines().next().unwrap_or("").trim()
         ))
+    }
+}
+
+/// A TLS client for loopback: any certificate is accepted, but the handshake's signatures
+/// are still checked, so the server must hold the key of what it presents.
+fn unverified_client() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

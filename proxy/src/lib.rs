@@ -39,6 +39,7 @@ pub mod secret;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod tls;
 pub mod transform;
 pub mod translate;
 pub mod upstream;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use ai_proxy::config::Config;
-use ai_proxy::{healthcheck, log, reload, server, signals, state::AppState};
+use ai_proxy::config::settings::TlsMode;
+use ai_proxy::config::{Config, ENV_FILE, EnvSource};
+use ai_proxy::{healthcheck, log, reload, server, signals, state::AppState, tls};
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
 compile_error!("enable at most one of the `mimalloc` and `jemalloc` features");
@@ -44,7 +45,8 @@ struct Cli {
 enum Command {
     /// Run the gateway (the default).
     Serve(ConfigDir),
-    /// Exit 0 only when GET /ping answers 200 within 2 s.
+    /// Exit 0 only when GET /ping answers 200 within 2 s (over TLS, unverified, when the
+    /// config's .env turns TLS on).
     Healthcheck {
         /// Port to check [default: $PORT, else 8080].
         #[arg(long)]
@@ -52,6 +54,11 @@ enum Command {
         /// Host to check.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
+        /// Speak TLS even if the config does not say so.
+        #[arg(long)]
+        tls: bool,
+        #[command(flatten)]
+        dir: ConfigDir,
     },
     /// Validate .env and provider-config.yaml and print the effective configuration, secrets redacted.
     CheckConfig(ConfigDir),
@@ -95,7 +102,12 @@ fn main() -> ExitCode {
         Some(Command::Serve(dir)) => serve(&dir),
         Some(Command::CheckConfig(dir)) => check_config(&dir),
         Some(Command::Keys { action }) => keys(&action),
-        Some(Command::Healthcheck { port, host }) => {
+        Some(Command::Healthcheck {
+            port,
+            host,
+            tls,
+            dir,
+        }) => {
             let port = port
                 .or_else(|| {
                     std::env::var("PORT")
@@ -103,7 +115,13 @@ fn main() -> ExitCode {
                         .and_then(|p| p.trim().parse().ok())
                 })
                 .unwrap_or(8080);
-            match healthcheck::check(&host, port) {
+            // Whether the listener speaks TLS is in `.env`; a missing or broken file means
+            // the defaults (plain HTTP), and the check then says what answered.
+            let tls = tls
+                || EnvSource::load(&dir.config_dir.join(ENV_FILE))
+                    .and_then(|env| ai_proxy::config::settings::tls_mode(&env))
+                    .is_ok_and(|mode| mode.is_on());
+            match healthcheck::check(&host, port, tls) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ai-proxy healthcheck: unhealthy: {e}");
@@ -148,10 +166,67 @@ fn keys(action: &KeysAction) -> ExitCode {
     }
 }
 
+/// `check-config`'s TLS lines on stderr: the mode, and the certificate (files) or the cache.
+fn report_tls(settings: &ai_proxy::config::Settings) -> Result<(), String> {
+    let expires = |pair: &rustls::sign::CertifiedKey| {
+        tls::not_after(pair).map_or_else(|| "?".to_owned(), tls::expiry::rfc3339)
+    };
+    match &settings.tls {
+        TlsMode::Off if !settings.bind.is_loopback() => eprintln!("{PLAIN_WARNING}"),
+        TlsMode::Off => {}
+        TlsMode::Files {
+            cert_file,
+            key_file,
+        } => {
+            let pair = tls::load_pair(cert_file, key_file).map_err(|e| e.to_string())?;
+            eprintln!(
+                "TLS: serving {} ({} certificates in the chain, expires {}) and its key {}",
+                cert_file.display(),
+                pair.cert.len(),
+                expires(&pair),
+                key_file.display()
+            );
+        }
+        TlsMode::Acme(acme) => {
+            eprintln!(
+                "TLS: automatic certificates (ACME, TLS-ALPN-01 on port {}) for {} from {}",
+                settings.port,
+                acme.domains.join(", "),
+                acme.directory
+            );
+            let cache = tls::cache::Cache::new(&acme.cache_dir, &acme.directory, &acme.domains);
+            let path = cache.certificate_path();
+            match cache.certificate() {
+                Ok(Some(pem)) => match tls::pair_from_pem(&pem, &path.display().to_string()) {
+                    Ok(pair) => eprintln!(
+                        "TLS: cached certificate {} for {} expires {}",
+                        path.display(),
+                        acme.domains.join(", "),
+                        expires(&pair)
+                    ),
+                    Err(e) => eprintln!(
+                        "warning: cached certificate unusable ({e}); a new one will be ordered"
+                    ),
+                },
+                Ok(None) => eprintln!(
+                    "TLS: no cached certificate in {} yet: the first start orders one (HTTPS handshakes fail until then)",
+                    acme.cache_dir.display()
+                ),
+                Err(e) => eprintln!("warning: {}: cannot read: {e}", path.display()),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_config(dir: &ConfigDir) -> ExitCode {
     match Config::load(&dir.config_dir) {
         Ok(config) => {
             print!("{}", config.redacted_yaml());
+            if let Err(e) = report_tls(&config.settings) {
+                eprintln!("ai-proxy: configuration error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             for p in config.providers.not_configured() {
                 eprintln!(
                     "warning: provider `{}` is not configured: set {} in {}",
@@ -208,7 +283,42 @@ fn serve(dir: &ConfigDir) -> ExitCode {
     code
 }
 
+/// Said at start (and by `check-config`) when plain HTTP listens beyond loopback.
+const PLAIN_WARNING: &str = "warning: serving plain HTTP on a non-loopback address: client tokens, prompts and answers cross the network in clear; set TLS_CERT_FILE and TLS_KEY_FILE, or BIND=127.0.0.1 behind a TLS terminator";
+
+/// What serves the listener's certificates.
+enum TlsSource {
+    Files(Arc<tls::files::CertFiles>),
+    Acme(Arc<tls::acme::Manager>),
+}
+
+/// The certificate source of the TLS mode, loaded; `Ok(None)` for plain HTTP.
+fn load_tls(
+    mode: &TlsMode,
+    metrics: &Arc<ai_proxy::metrics::Metrics>,
+) -> Result<Option<TlsSource>, String> {
+    match mode {
+        TlsMode::Off => Ok(None),
+        TlsMode::Files {
+            cert_file,
+            key_file,
+        } => tls::files::CertFiles::load(cert_file.clone(), key_file.clone())
+            .map(|files| Some(TlsSource::Files(Arc::new(files))))
+            .map_err(|e| e.to_string()),
+        TlsMode::Acme(settings) => tls::acme::Manager::load(settings.clone(), metrics.clone())
+            .map(|m| Some(TlsSource::Acme(Arc::new(m)))),
+    }
+}
+
 async fn run(config: Config, signals: signals::Signals) -> ExitCode {
+    // A second SIGHUP stream for the certificate files: every stream sees every signal.
+    let cert_hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ai-proxy: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let addr = std::net::SocketAddr::new(config.settings.bind, config.settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -224,16 +334,56 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
         signals::warn_not_configured(p);
     }
     let state = Arc::new(AppState::new(config));
+    let tls_source = match load_tls(&state.settings.tls, &state.metrics) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("ai-proxy: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     {
         let up = state.upstreams.load();
         log::info("listening")
             .str("addr", &local.to_string())
+            .str(
+                "scheme",
+                if tls_source.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+            )
             .u64("port", u64::from(local.port()))
             .str("version", env!("CARGO_PKG_VERSION"))
             .u64("providers", up.config.providers.len() as u64)
             .u64("models", up.config.models.len() as u64)
             .emit();
     }
+    let acceptor = match tls_source {
+        None => {
+            if !local.ip().is_loopback() {
+                log::warn(PLAIN_WARNING.trim_start_matches("warning: ")).emit();
+            }
+            None
+        }
+        Some(TlsSource::Files(files)) => {
+            log::info("serving TLS with the configured certificate")
+                .opt_str("not_after", files.note_expiry(&state.metrics).as_deref())
+                .emit();
+            let acceptor = tls::Acceptor::new(files.certs.clone(), false);
+            tokio::spawn(files.watch(
+                cert_hangup,
+                state.settings.config_poll_interval,
+                state.metrics.clone(),
+            ));
+            Some(acceptor)
+        }
+        Some(TlsSource::Acme(manager)) => {
+            let acceptor = tls::Acceptor::new(manager.certs.clone(), true);
+            tokio::spawn(manager.run());
+            Some(acceptor)
+        }
+    };
     let signals::Signals {
         terminate,
         interrupt,
@@ -241,7 +391,13 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
     } = signals;
     tokio::spawn(signals::reload_on_sighup(state.clone(), hangup));
     tokio::spawn(reload::watch(state.clone()));
-    server::serve(state, listener, signals::termination(terminate, interrupt)).await;
+    server::serve(
+        state,
+        listener,
+        acceptor,
+        signals::termination(terminate, interrupt),
+    )
+    .await;
     log::info("stopped").emit();
     ExitCode::SUCCESS
 }

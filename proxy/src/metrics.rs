@@ -83,6 +83,48 @@ struct Families {
     client_rejected: BTreeMap<(Arc<str>, Reason), u64>,
 }
 
+/// Why an ACME issuance or renewal failed: the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeFailure {
+    /// The CA could not be reached (connection, TLS, HTTP).
+    Unreachable,
+    /// The CA answered with an error document (rate limit, bad request, account…).
+    Rejected,
+    /// The CA could not validate a name (TLS-ALPN-01 failed).
+    Validation,
+    /// The CA did not finish in time.
+    Timeout,
+    /// The cache could not be written or read.
+    Storage,
+    /// Anything else.
+    Other,
+}
+
+impl AcmeFailure {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 6] = [
+        Self::Unreachable,
+        Self::Rejected,
+        Self::Validation,
+        Self::Timeout,
+        Self::Storage,
+        Self::Other,
+    ];
+
+    /// The label.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::Rejected => "rejected",
+            Self::Validation => "validation",
+            Self::Timeout => "timeout",
+            Self::Storage => "storage",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// All metrics of the process.
 pub struct Metrics {
     families: Mutex<Families>,
@@ -106,6 +148,16 @@ pub struct Metrics {
     pub body_budget_rejected: AtomicU64,
     /// The log-line budget for rejected (401, 404) requests.
     pub rejected_log: crate::log::RateLimit,
+    /// TLS handshakes that failed (untrusted certificate, no common version or cipher…).
+    pub tls_handshake_failures: AtomicU64,
+    /// Plain-HTTP requests answered 400 on the TLS port.
+    pub tls_plaintext_rejected: AtomicU64,
+    tls_reloads_ok: AtomicU64,
+    tls_reloads_failed: AtomicU64,
+    /// The served certificate's `notAfter`, seconds since the epoch; 0 when unknown.
+    tls_not_after: AtomicI64,
+    acme_attempts: AtomicU64,
+    acme_failures: [AtomicU64; AcmeFailure::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -136,6 +188,13 @@ impl Metrics {
             connections_idle_timeout: AtomicU64::default(),
             body_budget_rejected: AtomicU64::default(),
             rejected_log: crate::log::RateLimit::new(rejected_per_sec),
+            tls_handshake_failures: AtomicU64::default(),
+            tls_plaintext_rejected: AtomicU64::default(),
+            tls_reloads_ok: AtomicU64::default(),
+            tls_reloads_failed: AtomicU64::default(),
+            tls_not_after: AtomicI64::default(),
+            acme_attempts: AtomicU64::default(),
+            acme_failures: Default::default(),
         }
     }
 
@@ -223,6 +282,32 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a reload of the certificate files.
+    pub fn record_tls_reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.tls_reloads_ok
+        } else {
+            &self.tls_reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes the served certificate's `notAfter` (seconds since the epoch).
+    pub fn set_tls_not_after(&self, not_after: Option<i64>) {
+        self.tls_not_after
+            .store(not_after.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Counts an ACME order (first issuance or renewal).
+    pub fn record_acme_attempt(&self) {
+        self.acme_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed ACME order.
+    pub fn record_acme_failure(&self, reason: AcmeFailure) {
+        self.acme_failures[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -295,7 +380,49 @@ impl Metrics {
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed)
         );
+        self.render_tls(&mut out);
         out
+    }
+
+    /// The TLS listener's counters.
+    fn render_tls(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_acme_orders_total ACME orders (first issuance and renewals).\n# TYPE ai_proxy_acme_orders_total counter\nai_proxy_acme_orders_total {}",
+            self.acme_attempts.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP ai_proxy_acme_failures_total Failed ACME orders by reason.\n# TYPE ai_proxy_acme_failures_total counter\n");
+        for reason in AcmeFailure::ALL {
+            let _ = writeln!(
+                out,
+                "ai_proxy_acme_failures_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.acme_failures[reason as usize].load(Ordering::Relaxed)
+            );
+        }
+        let not_after = self.tls_not_after.load(Ordering::Relaxed);
+        if not_after != 0 {
+            let _ = writeln!(
+                out,
+                "# HELP ai_proxy_tls_certificate_expiry_timestamp_seconds When the served certificate expires (notAfter).\n# TYPE ai_proxy_tls_certificate_expiry_timestamp_seconds gauge\nai_proxy_tls_certificate_expiry_timestamp_seconds {not_after}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_tls_reloads_total Reloads of TLS_CERT_FILE and TLS_KEY_FILE.\n# TYPE ai_proxy_tls_reloads_total counter\nai_proxy_tls_reloads_total{{result=\"ok\"}} {}\nai_proxy_tls_reloads_total{{result=\"rejected\"}} {}",
+            self.tls_reloads_ok.load(Ordering::Relaxed),
+            self.tls_reloads_failed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_tls_handshake_failures_total TLS handshakes that failed.\n# TYPE ai_proxy_tls_handshake_failures_total counter\nai_proxy_tls_handshake_failures_total {}",
+            self.tls_handshake_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ai_proxy_tls_plaintext_rejected_total Plain-HTTP requests answered 400 on the TLS port.\n# TYPE ai_proxy_tls_plaintext_rejected_total counter\nai_proxy_tls_plaintext_rejected_total {}",
+            self.tls_plaintext_rejected.load(Ordering::Relaxed)
+        );
     }
 }
 

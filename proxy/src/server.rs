@@ -1,6 +1,7 @@
 //! The listener: accepts connections under the connection limit, serves each (HTTP/1.1 and
 //! HTTP/2, detected per connection) until its deadlines close it, and on shutdown stops
-//! accepting and lets in-flight requests finish within the grace period.
+//! accepting and lets in-flight requests finish within the grace period. With TLS on, the
+//! handshake runs inside the connection's slot and first-request deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,18 +12,22 @@ use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::connections::{Connections, Expiry, Slot};
 use crate::log;
 use crate::pipeline;
 use crate::state::AppState;
+use crate::tls;
 
-/// Serves `listener` until `shutdown` resolves, then drains for at most `grace`.
+/// Serves `listener` (over TLS with `tls`) until `shutdown` resolves, then drains for at most
+/// `grace`.
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
+    tls: Option<tls::Acceptor>,
     shutdown: impl Future<Output = &'static str>,
 ) {
     let limits = state.settings.connections;
@@ -36,6 +41,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.http2_keepalive_interval))
         .keep_alive_timeout(limits.http2_keepalive_timeout);
+    let builder = Arc::new(builder);
     let connections = Connections::new(limits.max_connections, state.metrics.clone());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -56,7 +62,16 @@ pub async fn serve(
                 };
                 // At the limit with every connection busy: dropping the socket closes it.
                 let Some(slot) = connections.admit() else { continue };
-                serve_connection(&state, &builder, &graceful, stream, slot);
+                let _ = stream.set_nodelay(true);
+                let task = (state.clone(), builder.clone(), graceful.watcher());
+                match &tls {
+                    None => {
+                        tokio::spawn(serve_connection(task, stream, slot));
+                    }
+                    Some(tls) => {
+                        tokio::spawn(serve_tls_connection(task, tls.clone(), stream, slot));
+                    }
+                }
             }
         }
     };
@@ -64,18 +79,34 @@ pub async fn serve(
     drain(&state, signal, graceful).await;
 }
 
-/// Spawns the task serving one connection until it ends or a deadline closes it.
-fn serve_connection(
-    state: &Arc<AppState>,
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    stream: TcpStream,
-    slot: Slot,
-) {
-    let _ = stream.set_nodelay(true);
+/// What a connection's task needs from the listener.
+type Task = (Arc<AppState>, Arc<auto::Builder<TokioExecutor>>, Watcher);
+
+/// The TLS handshake, then the connection as in [`serve_connection`]. The handshake counts
+/// against the first-request deadline, so a client that stalls it is closed like a silent one.
+async fn serve_tls_connection(task: Task, tls: tls::Acceptor, stream: TcpStream, slot: Slot) {
+    let limits = task.0.settings.connections;
+    let metrics = task.0.metrics.clone();
+    let handshake = tokio::select! {
+        tls_stream = tls.accept(stream, &metrics) => tls_stream,
+        expiry = slot.conn.expired(&limits) => {
+            count_expiry(&slot, expiry);
+            None
+        }
+    };
+    if let Some(tls_stream) = handshake {
+        serve_connection(task, tls_stream, slot).await;
+    }
+}
+
+/// Serves one connection until it ends or a deadline closes it.
+async fn serve_connection<I>(task: Task, io: I, slot: Slot)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (state, builder, watcher) = task;
     let limits = state.settings.connections;
     let conn = slot.conn.clone();
-    let state = state.clone();
     let service = service_fn(move |req| {
         let guard = conn.begin();
         let state = state.clone();
@@ -91,21 +122,19 @@ fn serve_connection(
             Ok::<_, std::convert::Infallible>(body)
         }
     });
-    let served = graceful.watch(
+    let served = watcher.watch(
         builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned(),
     );
-    tokio::spawn(async move {
-        tokio::select! {
-            // Client-side errors (resets, bad requests) are the client's business.
-            _ = served => {}
-            expiry = slot.conn.expired(&limits) => count_expiry(&slot, expiry),
-        }
-        // The connection future is dropped by now, which closes the socket; dropping the
-        // slot frees its place under the limit.
-        drop(slot);
-    });
+    tokio::select! {
+        // Client-side errors (resets, bad requests) are the client's business.
+        _ = served => {}
+        expiry = slot.conn.expired(&limits) => count_expiry(&slot, expiry),
+    }
+    // The connection future is dropped by now, which closes the socket; dropping the slot
+    // frees its place under the limit.
+    drop(slot);
 }
 
 fn count_expiry(slot: &Slot, expiry: Expiry) {

@@ -2,6 +2,7 @@
 //! once at start with errors naming the file, line and key.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -72,6 +73,56 @@ pub struct Settings {
     /// `tokens_per_minute` (default 1 minute; shorter only for tests).
     #[serde(serialize_with = "serialize_duration")]
     pub rate_limit_window: Duration,
+    /// How the listener speaks: plain HTTP, or TLS with the admin's certificate files.
+    pub tls: TlsMode,
+}
+
+/// Let's Encrypt's production directory, the default `ACME_DIRECTORY`.
+pub const LETSENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory, `ACME_DIRECTORY=letsencrypt-staging`.
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// The listener's protocol, from `TLS_CERT_FILE` + `TLS_KEY_FILE` or `TLS_DOMAINS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Plain HTTP (neither key set).
+    Off,
+    /// TLS with the admin's PEM chain and key, re-read on SIGHUP and when they change.
+    Files {
+        /// `TLS_CERT_FILE`: the certificate chain, leaf first (PEM).
+        cert_file: PathBuf,
+        /// `TLS_KEY_FILE`: the private key (PEM: PKCS#8, PKCS#1 or SEC1).
+        key_file: PathBuf,
+    },
+    /// TLS with certificates obtained and renewed over ACME (TLS-ALPN-01 on this port).
+    Acme(AcmeSettings),
+}
+
+/// `TLS_DOMAINS` mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcmeSettings {
+    /// `TLS_DOMAINS`: the names of the one certificate.
+    pub domains: Vec<String>,
+    /// `ACME_EMAIL`: the account's contact, optional.
+    pub email: Option<String>,
+    /// `ACME_DIRECTORY`: the CA's directory URL.
+    pub directory: String,
+    /// `ACME_CA_FILE`: PEM roots trusted for the ACME server itself (default: the public roots).
+    pub ca_file: Option<PathBuf>,
+    /// `TLS_CACHE_DIR`: account and certificate keys (default `/app/tls`).
+    pub cache_dir: PathBuf,
+    /// `ACME_RETRY_BASE`: the first retry after a failure; then ×10, ×100, then daily.
+    #[serde(serialize_with = "serialize_duration")]
+    pub retry_base: Duration,
+}
+
+impl TlsMode {
+    /// Whether the listener speaks TLS.
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
 }
 
 /// Limits on client connections.
@@ -174,6 +225,19 @@ const fn optional<T>(
 }
 
 const RATE_LIMIT_WINDOW: Key<Duration> = duration_key("RATE_LIMIT_WINDOW", 60);
+const TLS_CERT_FILE: Key<Option<PathBuf>> = optional("TLS_CERT_FILE", None, parse_path);
+const TLS_KEY_FILE: Key<Option<PathBuf>> = optional("TLS_KEY_FILE", None, parse_path);
+const TLS_DOMAINS: Key<Option<Vec<String>>> = optional("TLS_DOMAINS", None, parse_domains);
+const ACME_EMAIL: Key<Option<PathBuf>> = optional("ACME_EMAIL", None, parse_path);
+const ACME_DIRECTORY: Key<String> = Key {
+    name: "ACME_DIRECTORY",
+    default: None,
+    missing: "",
+    parse: parse_directory,
+};
+const ACME_CA_FILE: Key<Option<PathBuf>> = optional("ACME_CA_FILE", None, parse_path);
+const TLS_CACHE_DIR: Key<Option<PathBuf>> = optional("TLS_CACHE_DIR", None, parse_path);
+const ACME_RETRY_BASE: Key<Duration> = duration_key("ACME_RETRY_BASE", 60);
 
 /// A duration key with a default in seconds; it must be above zero.
 const fn duration_key(name: &'static str, default_secs: u64) -> Key<Duration> {
@@ -207,6 +271,7 @@ impl Settings {
             log_rejected_per_sec: LOG_REJECTED_PER_SEC.read(env)?,
             config_poll_interval: CONFIG_POLL_INTERVAL.read(env)?,
             rate_limit_window: RATE_LIMIT_WINDOW.read(env)?,
+            tls: tls_mode(env)?,
         };
         if settings.max_body_bytes > settings.max_inflight_body_bytes {
             return Err(ConfigError::Invalid {
@@ -239,6 +304,106 @@ impl<T: Clone> Key<T> {
             location: env.describe(self.name, Some(v.origin)),
             message,
         })
+    }
+}
+
+/// The TLS mode from its keys: both files or neither; relative paths are taken from the
+/// directory of `.env`. Public for `healthcheck`, which needs only this.
+pub fn tls_mode(env: &EnvSource) -> Result<TlsMode, ConfigError> {
+    let cert = TLS_CERT_FILE.read(env)?;
+    let key = TLS_KEY_FILE.read(env)?;
+    let invalid = |name: &str, message: String| ConfigError::Invalid {
+        location: env.describe(name, env.get(name).map(|v| v.origin)),
+        message,
+    };
+    let dir = env.path().parent().unwrap_or(Path::new("."));
+    if let Some(domains) = TLS_DOMAINS.read(env)? {
+        if cert.is_some() || key.is_some() {
+            return Err(invalid(
+                TLS_DOMAINS.name,
+                "set together with TLS_CERT_FILE/TLS_KEY_FILE: choose automatic certificates (TLS_DOMAINS) or your own (TLS_CERT_FILE + TLS_KEY_FILE), not both".to_owned(),
+            ));
+        }
+        let directory = match env.get(ACME_DIRECTORY.name) {
+            Some(v) if !v.value.trim().is_empty() => ACME_DIRECTORY.read(env)?,
+            _ => LETSENCRYPT_PRODUCTION.to_owned(),
+        };
+        return Ok(TlsMode::Acme(AcmeSettings {
+            domains,
+            email: ACME_EMAIL
+                .read(env)?
+                .map(|p| p.to_string_lossy().into_owned()),
+            directory,
+            ca_file: ACME_CA_FILE.read(env)?.map(|p| dir.join(p)),
+            cache_dir: TLS_CACHE_DIR
+                .read(env)?
+                .map_or_else(|| PathBuf::from("/app/tls"), |p| dir.join(p)),
+            retry_base: ACME_RETRY_BASE.read(env)?,
+        }));
+    }
+    match (cert, key) {
+        (None, None) => Ok(TlsMode::Off),
+        (Some(cert), Some(key)) => Ok(TlsMode::Files {
+            cert_file: dir.join(cert),
+            key_file: dir.join(key),
+        }),
+        (Some(_), None) => Err(invalid(
+            TLS_KEY_FILE.name,
+            "not set while TLS_CERT_FILE is: set both (the certificate chain and its private key, PEM) or neither".to_owned(),
+        )),
+        (None, Some(_)) => Err(invalid(
+            TLS_CERT_FILE.name,
+            "not set while TLS_KEY_FILE is: set both (the certificate chain and its private key, PEM) or neither".to_owned(),
+        )),
+    }
+}
+
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "every key's parser has the same signature"
+)]
+fn parse_path(v: &str) -> Result<Option<PathBuf>, String> {
+    Ok(Some(PathBuf::from(v.trim())))
+}
+
+fn parse_domains(v: &str) -> Result<Option<Vec<String>>, String> {
+    let mut domains = Vec::new();
+    for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let d = d.to_ascii_lowercase();
+        let ok = d.len() <= 253
+            && d.contains('.')
+            && d.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            return Err(format!(
+                "`{d}` is not a DNS name (wildcards cannot be validated with TLS-ALPN-01): write api.example.com[,other.example.com]"
+            ));
+        }
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    if domains.is_empty() {
+        return Err("names no domain: write api.example.com[,other.example.com]".to_owned());
+    }
+    Ok(Some(domains))
+}
+
+fn parse_directory(v: &str) -> Result<String, String> {
+    match v.trim() {
+        "letsencrypt" => Ok(LETSENCRYPT_PRODUCTION.to_owned()),
+        "letsencrypt-staging" => Ok(LETSENCRYPT_STAGING.to_owned()),
+        url if url.starts_with("https://") => Ok(url.to_owned()),
+        other => Err(format!(
+            "`{other}` is not an ACME directory: use letsencrypt, letsencrypt-staging or an https:// URL"
+        )),
     }
 }
 
