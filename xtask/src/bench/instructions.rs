@@ -41,20 +41,32 @@ pub const BUDGET_FILE: &str = "xtask/bench/instructions-budget.toml";
 pub struct Subject {
     pub name: &'static str,
     pub target: Target,
+    /// Client keys in its `provider-config.yaml`; its requests present the last one. With none,
+    /// they present the operator's `AUTH_TOKEN`.
+    pub clients: u32,
 }
 
 /// The subjects of `--instructions`, in report order; ai-proxy's plain point is the one the
 /// budget holds. More ai-proxy variants join this list when their features land (issue 14): a
 /// TLS point (HTTPS between client and proxy) and a translated point (an Anthropic-shaped request
 /// to an `openai`-kind provider), each with its own name and what it changes in the launch or request.
-pub const SUBJECTS: [Subject; 2] = [NGINX, PROXY];
+pub const SUBJECTS: [Subject; 3] = [NGINX, PROXY, PROXY_KEYS];
 const NGINX: Subject = Subject {
     name: "nginx",
     target: Target::Nginx,
+    clients: 0,
 };
 const PROXY: Subject = Subject {
     name: "ai-proxy",
     target: Target::Proxy,
+    clients: 0,
+};
+
+/// ai-proxy with 1,000 client keys configured (issue 13), each request presenting the last.
+const PROXY_KEYS: Subject = Subject {
+    name: "ai-proxy+1k-keys",
+    target: Target::Proxy,
+    clients: 1_000,
 };
 
 /// Instructions per request for one subject and mode, one figure per repeat.
@@ -136,6 +148,9 @@ pub fn measure(dir: &Path, bin: &Path, subjects: &[Subject], repeats: u32) -> Re
     let mock = servers::start_mock(dir, None)?;
     // The hold provider of the config is never asked for here: point it at the mock.
     write_proxy_config(dir, mock.port, mock.port)?;
+    for subject in subjects.iter().filter(|s| s.clients > 0) {
+        write_clients_config(dir, mock.port, subject.clients)?;
+    }
     let mut counter = Counter {
         dir,
         bin,
@@ -179,6 +194,36 @@ pub fn measure(dir: &Path, bin: &Path, subjects: &[Subject], repeats: u32) -> Re
     }
     counter.mock.ensure_running()?;
     Ok(figures)
+}
+
+/// The config directory `subject` runs with: the plain one, or its own with client keys.
+fn config_dir(dir: &Path, subject: Subject) -> PathBuf {
+    if subject.clients == 0 {
+        dir.to_path_buf()
+    } else {
+        dir.join(format!("clients-{}", subject.clients))
+    }
+}
+
+/// Client key number `i` (1-based) of a bench config.
+fn client_key(i: u32) -> String {
+    format!("aip_bench_client_{i:05}")
+}
+
+/// The plain config plus a `clients:` section of `n` keys, in a directory of its own.
+fn write_clients_config(dir: &Path, mock_port: u16, n: u32) -> Result<()> {
+    let config = dir.join(format!("clients-{n}"));
+    fs::create_dir_all(&config).with_context(|| format!("creating {}", config.display()))?;
+    write_proxy_config(&config, mock_port, mock_port)?;
+    let path = config.join("provider-config.yaml");
+    let mut yaml = fs::read_to_string(&path).context("reading the bench provider-config.yaml")?;
+    yaml.push_str("clients:\n");
+    for i in 1..=n {
+        let digest = crate::release::archive::sha256_hex(client_key(i).as_bytes());
+        let _ = writeln!(yaml, "  - name: bench-{i}\n    key_sha256: {digest}");
+    }
+    fs::write(&path, yaml).context("writing the bench clients")?;
+    Ok(())
 }
 
 #[allow(
@@ -225,7 +270,10 @@ impl Counter<'_> {
         };
         let server = match subject.target {
             Target::Nginx => servers::start_baseline(self.dir, self.mock.port, &launch)?,
-            Target::Proxy => servers::start_proxy(subject.name, self.bin, self.dir, &launch)?,
+            Target::Proxy => {
+                let config = config_dir(self.dir, subject);
+                servers::start_proxy(subject.name, self.bin, &config, &launch)?
+            }
             Target::Direct => bail!("the direct connection runs no server to count"),
         };
         let sent = send_load(subject, &server, run);
@@ -243,7 +291,12 @@ fn send_load(subject: Subject, server: &Server, run: Run) -> Result<()> {
     for mode in Mode::ALL {
         let path = super::fixture::Bench::path(subject.target, mode);
         let body = request_body(mode.model(), mode == Mode::Stream);
-        let request = http::post(path, Some(TOKEN), &body, true);
+        let token = if subject.clients > 0 {
+            client_key(subject.clients)
+        } else {
+            TOKEN.to_owned()
+        };
+        let request = http::post(path, Some(&token), &body, true);
         for i in 0..run.requests(mode) {
             let resp = conn.exchange(&request)?;
             ensure!(
@@ -404,7 +457,7 @@ pub fn table(figures: &[Figure], repeats: u32) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<10} {:>10} {:>8} {:>10} {:>8}",
+        "{:<24} {:>10} {:>8} {:>10} {:>8}",
         "", "json", "spread", "stream", "spread"
     );
     let find = |subject: &str, mode| {
@@ -421,7 +474,7 @@ pub fn table(figures: &[Figure], repeats: u32) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<10} {:>10.0} {:>7.2}% {:>10.0} {:>7.2}%",
+            "{:<24} {:>10.0} {:>7.2}% {:>10.0} {:>7.2}%",
             subject.name,
             json.median(),
             json.spread() * 100.0,
@@ -434,7 +487,7 @@ pub fn table(figures: &[Figure], repeats: u32) -> String {
         if let (Some(json), Some(stream)) = (ratio(Mode::Json), ratio(Mode::Stream)) {
             let _ = writeln!(
                 out,
-                "{:<10} {:>9.2}× {:>8} {:>9.2}×",
+                "{:<24} {:>9.2}× {:>8} {:>9.2}×",
                 format!("{}/nginx", subject.name),
                 json,
                 "",
