@@ -138,7 +138,6 @@ fn push_user(messages: &mut Vec<Value>, blocks: Vec<Value>) {
 }
 
 /// OpenAI chat completions request → Anthropic Messages request.
-#[allow(clippy::too_many_lines, reason = "one field table, read top to bottom")]
 pub fn openai_to_anthropic(
     value: Value,
     model: &str,
@@ -158,9 +157,33 @@ pub fn openai_to_anthropic(
     let Some(Value::Array(msgs)) = req.remove("messages") else {
         return Err(bad("`messages` must be an array"));
     };
+    let (system, messages) = openai_messages(&msgs, &mut dropped)?;
+    if !system.is_empty() {
+        out.insert("system".into(), system.join("\n").into());
+    }
+    out.insert("messages".into(), messages.into());
+    let (stream, include_usage) = openai_sampling(&req, limits, &mut out);
+    if let Some(Value::Array(tools)) = req.get("tools") {
+        let list = openai_tools(tools, &mut dropped);
+        if !list.is_empty() {
+            out.insert("tools".into(), list.into());
+        }
+    }
+    if let Some(c) = openai_tool_choice(&req, out.contains_key("tools")) {
+        out.insert("tool_choice".into(), c);
+    }
+    note_unused(&req, &OPENAI_USED, &mut dropped);
+    finish(out, dropped, stream, include_usage)
+}
+
+/// OpenAI `messages` → the Anthropic `system` texts and `messages`.
+fn openai_messages(
+    msgs: &[Value],
+    dropped: &mut Vec<String>,
+) -> Result<(Vec<String>, Vec<Value>), Untranslatable> {
     let mut system = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
-    for m in &msgs {
+    for m in msgs {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
         let content = m.get("content").unwrap_or(&Value::Null);
         match role {
@@ -169,79 +192,19 @@ pub fn openai_to_anthropic(
                 let blocks = match content {
                     Value::String(s) if s.trim().is_empty() => Vec::new(),
                     Value::String(s) => vec![json!({"type": "text", "text": s})],
-                    Value::Array(parts) => {
-                        let mut b = Vec::new();
-                        for p in parts {
-                            b.extend(openai_part(p, &mut dropped)?);
-                        }
-                        b
-                    }
+                    Value::Array(parts) => openai_parts(parts, dropped)?,
                     _ => Vec::new(),
                 };
                 push_user(&mut messages, blocks);
             }
             "assistant" => {
-                let mut blocks = Vec::new();
-                let text = openai_text(content);
-                if !text.trim().is_empty() {
-                    blocks.push(json!({"type": "text", "text": text}));
-                }
-                if m.get("reasoning_content").is_some() || m.get("reasoning").is_some() {
-                    note(&mut dropped, "reasoning_content");
-                }
-                for call in m
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let id = call.get("id").and_then(Value::as_str).unwrap_or("");
-                    let name = call
-                        .pointer("/function/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    let args = call
-                        .pointer("/function/arguments")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    let input: Value = if args.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(args)
-                            .map_err(|e| bad(format!("tool call arguments are not JSON: {e}")))?
-                    };
-                    blocks.push(json!({"type": "tool_use", "id": tool_ids::encode(id), "name": name, "input": input}));
-                }
-                if !blocks.is_empty() {
-                    messages.push(json!({"role": "assistant", "content": blocks}));
+                if let Some(msg) = openai_assistant(m, content, dropped)? {
+                    messages.push(msg);
                 }
             }
             "tool" | "function" => {
-                let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
-                let result = match content {
-                    Value::Array(parts) => {
-                        let mut b = Vec::new();
-                        for p in parts {
-                            b.extend(openai_part(p, &mut dropped)?);
-                        }
-                        Value::Array(b)
-                    }
-                    other => Value::String(openai_text(other)),
-                };
-                let block = json!({"type": "tool_result", "tool_use_id": tool_ids::encode(id), "content": result});
-                // Results come first in their user turn.
-                match messages.last_mut() {
-                    Some(last) if last["role"] == "user" => {
-                        if let Some(arr) = last["content"].as_array_mut() {
-                            let at = arr
-                                .iter()
-                                .take_while(|b| b["type"] == "tool_result")
-                                .count();
-                            arr.insert(at, block);
-                        }
-                    }
-                    _ => messages.push(json!({"role": "user", "content": [block]})),
-                }
+                let block = openai_tool_result(m, content, dropped)?;
+                push_tool_result(&mut messages, block);
             }
             other => {
                 return Err(bad(format!(
@@ -251,10 +214,101 @@ pub fn openai_to_anthropic(
             }
         }
     }
-    if !system.is_empty() {
-        out.insert("system".into(), system.join("\n").into());
+    Ok((system, messages))
+}
+
+/// OpenAI content parts as Anthropic blocks (blank text parts left out).
+fn openai_parts(parts: &[Value], dropped: &mut Vec<String>) -> Result<Vec<Value>, Untranslatable> {
+    let mut b = Vec::new();
+    for p in parts {
+        b.extend(openai_part(p, dropped)?);
     }
-    out.insert("messages".into(), messages.into());
+    Ok(b)
+}
+
+/// An OpenAI assistant message as an Anthropic assistant turn; `None` when it has no blocks.
+fn openai_assistant(
+    m: &Value,
+    content: &Value,
+    dropped: &mut Vec<String>,
+) -> Result<Option<Value>, Untranslatable> {
+    let mut blocks = Vec::new();
+    let text = openai_text(content);
+    if !text.trim().is_empty() {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    if m.get("reasoning_content").is_some() || m.get("reasoning").is_some() {
+        note(dropped, "reasoning_content");
+    }
+    for call in m
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        blocks.push(openai_tool_call(call)?);
+    }
+    Ok((!blocks.is_empty()).then(|| json!({"role": "assistant", "content": blocks})))
+}
+
+/// An OpenAI tool call as an Anthropic `tool_use` block.
+fn openai_tool_call(call: &Value) -> Result<Value, Untranslatable> {
+    let id = call.get("id").and_then(Value::as_str).unwrap_or("");
+    let name = call
+        .pointer("/function/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let args = call
+        .pointer("/function/arguments")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let input: Value = if args.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(args)
+            .map_err(|e| bad(format!("tool call arguments are not JSON: {e}")))?
+    };
+    Ok(json!({"type": "tool_use", "id": tool_ids::encode(id), "name": name, "input": input}))
+}
+
+/// An OpenAI tool (or function) message as an Anthropic `tool_result` block.
+fn openai_tool_result(
+    m: &Value,
+    content: &Value,
+    dropped: &mut Vec<String>,
+) -> Result<Value, Untranslatable> {
+    let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
+    let result = match content {
+        Value::Array(parts) => Value::Array(openai_parts(parts, dropped)?),
+        other => Value::String(openai_text(other)),
+    };
+    Ok(json!({"type": "tool_result", "tool_use_id": tool_ids::encode(id), "content": result}))
+}
+
+/// Appends a `tool_result` block to the user turn at the end, or starts one.
+fn push_tool_result(messages: &mut Vec<Value>, block: Value) {
+    // Results come first in their user turn.
+    match messages.last_mut() {
+        Some(last) if last["role"] == "user" => {
+            if let Some(arr) = last["content"].as_array_mut() {
+                let at = arr
+                    .iter()
+                    .take_while(|b| b["type"] == "tool_result")
+                    .count();
+                arr.insert(at, block);
+            }
+        }
+        _ => messages.push(json!({"role": "user", "content": [block]})),
+    }
+}
+
+/// `max_tokens`, `stream`, sampling, stop and user fields into `out`; returns
+/// `(stream, include_usage)`.
+fn openai_sampling(
+    req: &Map<String, Value>,
+    limits: Limits,
+    out: &mut Map<String, Value>,
+) -> (bool, bool) {
     let max = req
         .get("max_completion_tokens")
         .and_then(Value::as_u64)
@@ -288,33 +342,39 @@ pub fn openai_to_anthropic(
     if let Some(user) = req.get("user").and_then(Value::as_str) {
         out.insert("metadata".into(), json!({"user_id": user}));
     }
-    if let Some(Value::Array(tools)) = req.get("tools") {
-        let mut list = Vec::new();
-        for t in tools {
-            let f = t.get("function").unwrap_or(t);
-            if f.get("strict").is_some() {
-                note(&mut dropped, "tools.function.strict");
-            }
-            let mut tool = Map::new();
-            tool.insert(
-                "name".into(),
-                f.get("name").and_then(Value::as_str).unwrap_or("").into(),
-            );
-            if let Some(d) = f.get("description") {
-                tool.insert("description".into(), d.clone());
-            }
-            tool.insert(
-                "input_schema".into(),
-                f.get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            );
-            list.push(Value::Object(tool));
+    (stream, include_usage)
+}
+
+/// OpenAI `tools` as Anthropic tools.
+fn openai_tools(tools: &[Value], dropped: &mut Vec<String>) -> Vec<Value> {
+    let mut list = Vec::new();
+    for t in tools {
+        let f = t.get("function").unwrap_or(t);
+        if f.get("strict").is_some() {
+            note(dropped, "tools.function.strict");
         }
-        if !list.is_empty() {
-            out.insert("tools".into(), list.into());
+        let mut tool = Map::new();
+        tool.insert(
+            "name".into(),
+            f.get("name").and_then(Value::as_str).unwrap_or("").into(),
+        );
+        if let Some(d) = f.get("description") {
+            tool.insert("description".into(), d.clone());
         }
+        tool.insert(
+            "input_schema".into(),
+            f.get("parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        );
+        list.push(Value::Object(tool));
     }
+    list
+}
+
+/// The Anthropic `tool_choice` from OpenAI `tool_choice` and `parallel_tool_calls`; only sent
+/// with tools.
+fn openai_tool_choice(req: &Map<String, Value>, has_tools: bool) -> Option<Value> {
     let mut choice = match req.get("tool_choice") {
         Some(Value::String(s)) => match s.as_str() {
             "required" => Some(json!({"type": "any"})),
@@ -327,21 +387,22 @@ pub fn openai_to_anthropic(
             .map(|name| json!({"type": "tool", "name": name})),
         _ => None,
     };
-    if req.get("parallel_tool_calls") == Some(&Value::Bool(false)) && out.contains_key("tools") {
+    if req.get("parallel_tool_calls") == Some(&Value::Bool(false)) && has_tools {
         let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
         if c["type"] != "none" {
             c["disable_parallel_tool_use"] = true.into();
         }
     }
-    if let (Some(c), true) = (choice, out.contains_key("tools")) {
-        out.insert("tool_choice".into(), c);
-    }
+    choice.filter(|_| has_tools)
+}
+
+/// Names each request field the translation does not carry.
+fn note_unused(req: &Map<String, Value>, used: &[&str], dropped: &mut Vec<String>) {
     for key in req.keys() {
-        if !OPENAI_USED.contains(&key.as_str()) {
-            note(&mut dropped, key);
+        if !used.contains(&key.as_str()) {
+            note(dropped, key);
         }
     }
-    finish(out, dropped, stream, include_usage)
 }
 
 fn finish(
@@ -404,7 +465,6 @@ fn image_part(block: &Value) -> Result<Value, Untranslatable> {
 }
 
 /// Anthropic Messages request → OpenAI chat completions request.
-#[allow(clippy::too_many_lines, reason = "one field table, read top to bottom")]
 pub fn anthropic_to_openai(
     value: Value,
     model: &str,
@@ -427,116 +487,170 @@ pub fn anthropic_to_openai(
         return Err(bad("`messages` must be an array"));
     };
     for m in msgs {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-        let content = m.get("content").unwrap_or(&Value::Null);
-        let blocks: Vec<Value> = match content {
-            Value::String(s) => vec![json!({"type": "text", "text": s})],
-            Value::Array(a) => a.clone(),
-            _ => Vec::new(),
-        };
-        match role {
-            "user" => {
-                let mut parts = Vec::new();
-                let mut moved_images = Vec::new();
-                for b in &blocks {
-                    if b.get("cache_control").is_some() {
-                        note(&mut dropped, "cache_control");
-                    }
-                    match b.get("type").and_then(Value::as_str).unwrap_or("") {
-                        "text" => {
-                            let t = b.get("text").and_then(Value::as_str).unwrap_or("");
-                            if !t.trim().is_empty() {
-                                parts.push(json!({"type": "text", "text": t}));
-                            }
-                        }
-                        "image" => parts.push(image_part(b)?),
-                        "tool_result" => {
-                            let id = b.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
-                            let inner = b.get("content").unwrap_or(&Value::Null);
-                            let mut text = anthropic_text(inner, &mut dropped);
-                            if let Value::Array(items) = inner {
-                                for i in items {
-                                    if i["type"] == "image" {
-                                        moved_images.push(image_part(i)?);
-                                    }
-                                }
-                            }
-                            if b.get("is_error") == Some(&Value::Bool(true)) {
-                                text = format!("Error: {text}");
-                            }
-                            // Results come before the turn's other content.
-                            messages.push(json!({"role": "tool", "tool_call_id": tool_ids::decode(id), "content": text}));
-                        }
-                        other => {
-                            return Err(bad(format!(
-                                "content block type `{}` cannot be sent to an OpenAI-compatible model",
-                                crate::echo::clip(other)
-                            )));
-                        }
-                    }
-                }
-                // Tool messages carry only text: their images follow as a user message.
-                parts.extend(moved_images);
-                if parts.len() == 1 && parts[0]["type"] == "text" {
-                    messages.push(json!({"role": "user", "content": parts[0]["text"]}));
-                } else if !parts.is_empty() {
-                    messages.push(json!({"role": "user", "content": parts}));
+        anthropic_message(m, &mut messages, &mut dropped)?;
+    }
+    out.insert("messages".into(), messages.into());
+    let stream = anthropic_sampling(&req, limits, &mut out);
+    if let Some(Value::Array(tools)) = req.get("tools") {
+        let list = anthropic_tools(tools, &mut dropped);
+        if !list.is_empty() {
+            out.insert("tools".into(), list.into());
+        }
+    }
+    if let (Some(c), true) = (req.get("tool_choice"), out.contains_key("tools")) {
+        anthropic_tool_choice(c, &mut out);
+    }
+    note_unused(&req, &ANTHROPIC_USED, &mut dropped);
+    finish(out, dropped, stream, true)
+}
+
+/// One Anthropic message appended to `messages` as OpenAI messages.
+fn anthropic_message(
+    m: &Value,
+    messages: &mut Vec<Value>,
+    dropped: &mut Vec<String>,
+) -> Result<(), Untranslatable> {
+    let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+    let content = m.get("content").unwrap_or(&Value::Null);
+    let blocks: Vec<Value> = match content {
+        Value::String(s) => vec![json!({"type": "text", "text": s})],
+        Value::Array(a) => a.clone(),
+        _ => Vec::new(),
+    };
+    match role {
+        "user" => anthropic_user(&blocks, messages, dropped),
+        "assistant" => {
+            messages.push(anthropic_assistant(&blocks, dropped));
+            Ok(())
+        }
+        other => Err(bad(format!(
+            "message role `{}` is not supported",
+            crate::echo::clip(other)
+        ))),
+    }
+}
+
+/// An Anthropic user turn: its tool results as tool messages, then the rest as a user message.
+fn anthropic_user(
+    blocks: &[Value],
+    messages: &mut Vec<Value>,
+    dropped: &mut Vec<String>,
+) -> Result<(), Untranslatable> {
+    let mut parts = Vec::new();
+    let mut moved_images = Vec::new();
+    for b in blocks {
+        if b.get("cache_control").is_some() {
+            note(dropped, "cache_control");
+        }
+        match b.get("type").and_then(Value::as_str).unwrap_or("") {
+            "text" => {
+                let t = b.get("text").and_then(Value::as_str).unwrap_or("");
+                if !t.trim().is_empty() {
+                    parts.push(json!({"type": "text", "text": t}));
                 }
             }
-            "assistant" => {
-                let mut text = String::new();
-                let mut reasoning = String::new();
-                let mut calls = Vec::new();
-                for b in &blocks {
-                    match b.get("type").and_then(Value::as_str).unwrap_or("") {
-                        "text" => {
-                            text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""));
-                        }
-                        "thinking" => reasoning
-                            .push_str(b.get("thinking").and_then(Value::as_str).unwrap_or("")),
-                        "redacted_thinking" => note(&mut dropped, "redacted_thinking"),
-                        "tool_use" | "server_tool_use" => {
-                            let id = b.get("id").and_then(Value::as_str).unwrap_or("");
-                            let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
-                            calls.push(json!({
-                                "id": tool_ids::decode(id),
-                                "type": "function",
-                                "function": {
-                                    "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
-                                    "arguments": input.to_string()
-                                }
-                            }));
-                        }
-                        _ => {}
-                    }
-                }
-                let mut msg = Map::new();
-                msg.insert("role".into(), "assistant".into());
-                msg.insert(
-                    "content".into(),
-                    if text.is_empty() && !calls.is_empty() {
-                        Value::Null
-                    } else {
-                        text.into()
-                    },
-                );
-                if !reasoning.is_empty() {
-                    msg.insert("reasoning_content".into(), reasoning.into());
-                }
-                if !calls.is_empty() {
-                    msg.insert("tool_calls".into(), calls.into());
-                }
-                messages.push(Value::Object(msg));
+            "image" => parts.push(image_part(b)?),
+            "tool_result" => {
+                // Results come before the turn's other content.
+                messages.push(anthropic_tool_result(b, &mut moved_images, dropped)?);
             }
             other => {
                 return Err(bad(format!(
-                    "message role `{}` is not supported",
+                    "content block type `{}` cannot be sent to an OpenAI-compatible model",
                     crate::echo::clip(other)
                 )));
             }
         }
     }
-    out.insert("messages".into(), messages.into());
+    // Tool messages carry only text: their images follow as a user message.
+    parts.extend(moved_images);
+    if parts.len() == 1 && parts[0]["type"] == "text" {
+        messages.push(json!({"role": "user", "content": parts[0]["text"]}));
+    } else if !parts.is_empty() {
+        messages.push(json!({"role": "user", "content": parts}));
+    }
+    Ok(())
+}
+
+/// An Anthropic `tool_result` block as an OpenAI tool message; its images go to `moved_images`.
+fn anthropic_tool_result(
+    b: &Value,
+    moved_images: &mut Vec<Value>,
+    dropped: &mut Vec<String>,
+) -> Result<Value, Untranslatable> {
+    let id = b.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+    let inner = b.get("content").unwrap_or(&Value::Null);
+    let mut text = anthropic_text(inner, dropped);
+    if let Value::Array(items) = inner {
+        for i in items {
+            if i["type"] == "image" {
+                moved_images.push(image_part(i)?);
+            }
+        }
+    }
+    if b.get("is_error") == Some(&Value::Bool(true)) {
+        text = format!("Error: {text}");
+    }
+    Ok(json!({"role": "tool", "tool_call_id": tool_ids::decode(id), "content": text}))
+}
+
+/// An Anthropic assistant turn as one OpenAI assistant message.
+fn anthropic_assistant(blocks: &[Value], dropped: &mut Vec<String>) -> Value {
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for b in blocks {
+        match b.get("type").and_then(Value::as_str).unwrap_or("") {
+            "text" => {
+                text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""));
+            }
+            "thinking" => {
+                reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or(""));
+            }
+            "redacted_thinking" => note(dropped, "redacted_thinking"),
+            "tool_use" | "server_tool_use" => calls.push(anthropic_tool_call(b)),
+            _ => {}
+        }
+    }
+    let mut msg = Map::new();
+    msg.insert("role".into(), "assistant".into());
+    msg.insert(
+        "content".into(),
+        if text.is_empty() && !calls.is_empty() {
+            Value::Null
+        } else {
+            text.into()
+        },
+    );
+    if !reasoning.is_empty() {
+        msg.insert("reasoning_content".into(), reasoning.into());
+    }
+    if !calls.is_empty() {
+        msg.insert("tool_calls".into(), calls.into());
+    }
+    Value::Object(msg)
+}
+
+/// An Anthropic `tool_use` block as an OpenAI tool call.
+fn anthropic_tool_call(b: &Value) -> Value {
+    let id = b.get("id").and_then(Value::as_str).unwrap_or("");
+    let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+    json!({
+        "id": tool_ids::decode(id),
+        "type": "function",
+        "function": {
+            "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
+            "arguments": input.to_string()
+        }
+    })
+}
+
+/// `max_tokens`, `stream`, sampling, stop and user fields into `out`; returns `stream`.
+fn anthropic_sampling(
+    req: &Map<String, Value>,
+    limits: Limits,
+    out: &mut Map<String, Value>,
+) -> bool {
     let max = req
         .get("max_tokens")
         .and_then(Value::as_u64)
@@ -563,62 +677,59 @@ pub fn anthropic_to_openai(
     {
         out.insert("user".into(), user.into());
     }
-    if let Some(Value::Array(tools)) = req.get("tools") {
-        let mut list = Vec::new();
-        for t in tools {
-            if t.get("cache_control").is_some() {
-                note(&mut dropped, "cache_control");
-            }
-            for key in ["strict", "defer_loading"] {
-                if t.get(key).is_some() {
-                    note(&mut dropped, &format!("tools.{key}"));
-                }
-            }
-            match t.get("type").and_then(Value::as_str) {
-                None | Some("custom") => {}
-                Some(server) => {
-                    note(&mut dropped, &format!("tools.{server}"));
-                    continue;
-                }
-            }
-            let mut f = Map::new();
-            f.insert(
-                "name".into(),
-                t.get("name").and_then(Value::as_str).unwrap_or("").into(),
-            );
-            if let Some(d) = t.get("description") {
-                f.insert("description".into(), d.clone());
-            }
-            f.insert(
-                "parameters".into(),
-                t.get("input_schema")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object"})),
-            );
-            list.push(json!({"type": "function", "function": f}));
+    stream
+}
+
+/// Anthropic `tools` as OpenAI function tools; server tools are dropped and named.
+fn anthropic_tools(tools: &[Value], dropped: &mut Vec<String>) -> Vec<Value> {
+    let mut list = Vec::new();
+    for t in tools {
+        if t.get("cache_control").is_some() {
+            note(dropped, "cache_control");
         }
-        if !list.is_empty() {
-            out.insert("tools".into(), list.into());
+        for key in ["strict", "defer_loading"] {
+            if t.get(key).is_some() {
+                note(dropped, &format!("tools.{key}"));
+            }
         }
+        match t.get("type").and_then(Value::as_str) {
+            None | Some("custom") => {}
+            Some(server) => {
+                note(dropped, &format!("tools.{server}"));
+                continue;
+            }
+        }
+        let mut f = Map::new();
+        f.insert(
+            "name".into(),
+            t.get("name").and_then(Value::as_str).unwrap_or("").into(),
+        );
+        if let Some(d) = t.get("description") {
+            f.insert("description".into(), d.clone());
+        }
+        f.insert(
+            "parameters".into(),
+            t.get("input_schema")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        );
+        list.push(json!({"type": "function", "function": f}));
     }
-    if let (Some(c), true) = (req.get("tool_choice"), out.contains_key("tools")) {
-        let mapped = match c.get("type").and_then(Value::as_str) {
-            Some("any") => json!("required"),
-            Some("none") => json!("none"),
-            Some("tool") => {
-                json!({"type": "function", "function": {"name": c.get("name").and_then(Value::as_str).unwrap_or("")}})
-            }
-            _ => json!("auto"),
-        };
-        out.insert("tool_choice".into(), mapped);
-        if c.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
-            out.insert("parallel_tool_calls".into(), false.into());
+    list
+}
+
+/// Anthropic `tool_choice` as OpenAI `tool_choice` and `parallel_tool_calls` into `out`.
+fn anthropic_tool_choice(c: &Value, out: &mut Map<String, Value>) {
+    let mapped = match c.get("type").and_then(Value::as_str) {
+        Some("any") => json!("required"),
+        Some("none") => json!("none"),
+        Some("tool") => {
+            json!({"type": "function", "function": {"name": c.get("name").and_then(Value::as_str).unwrap_or("")}})
         }
+        _ => json!("auto"),
+    };
+    out.insert("tool_choice".into(), mapped);
+    if c.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
+        out.insert("parallel_tool_calls".into(), false.into());
     }
-    for key in req.keys() {
-        if !ANTHROPIC_USED.contains(&key.as_str()) {
-            note(&mut dropped, key);
-        }
-    }
-    finish(out, dropped, stream, true)
 }

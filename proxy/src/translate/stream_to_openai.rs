@@ -80,7 +80,6 @@ impl State {
     }
 
     /// Translates one upstream event into `out`.
-    #[allow(clippy::too_many_lines, reason = "one arm per Anthropic event type")]
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
         if self.ended {
             return;
@@ -90,102 +89,114 @@ impl State {
         };
         let kind = v.get("type").and_then(Value::as_str).unwrap_or(&event.name);
         match kind {
-            "message_start" => {
-                let m = v.get("message").unwrap_or(&Value::Null);
-                if let Some(id) = m.get("id").and_then(Value::as_str) {
-                    id.clone_into(&mut self.id);
-                }
-                if let Some(model) = m.get("model").and_then(Value::as_str) {
-                    self.model = model.into();
-                }
-                if let Some(u) = m.get("usage") {
-                    self.usage.merge_anthropic(u);
-                }
-                self.ensure_started(out);
-            }
-            "content_block_start" => {
-                self.ensure_started(out);
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let b = v.get("content_block").unwrap_or(&Value::Null);
-                let block = match b.get("type").and_then(Value::as_str).unwrap_or("") {
-                    "text" => {
-                        let t = b.get("text").and_then(Value::as_str).unwrap_or("");
-                        if !t.is_empty() {
-                            self.sent_text = true;
-                            self.chunk(&json!({"content": t}), None, out);
-                        }
-                        Block::Text
-                    }
-                    "thinking" => Block::Thinking,
-                    "tool_use" | "server_tool_use" => {
-                        let n = self.next_tool;
-                        self.next_tool += 1;
-                        let id =
-                            tool_ids::decode(b.get("id").and_then(Value::as_str).unwrap_or(""));
-                        self.chunk(
-                            &json!({"tool_calls": [{"index": n, "id": id, "type": "function",
-                                "function": {"name": b.get("name").and_then(Value::as_str).unwrap_or(""), "arguments": ""}}]}),
-                            None,
-                            out,
-                        );
-                        Block::Tool(n)
-                    }
-                    _ => Block::Other,
-                };
-                self.blocks.push((index, block));
-            }
-            "content_block_delta" => {
-                self.ensure_started(out);
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let block = self
-                    .blocks
-                    .iter()
-                    .rev()
-                    .find(|(i, _)| *i == index)
-                    .map_or(Block::Other, |(_, b)| *b);
-                let d = v.get("delta").unwrap_or(&Value::Null);
-                let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
-                match (d.get("type").and_then(Value::as_str).unwrap_or(""), block) {
-                    ("text_delta", _) if !s("text").is_empty() => {
-                        self.sent_text = true;
-                        self.chunk(&json!({"content": s("text")}), None, out);
-                    }
-                    ("thinking_delta", _) if !s("thinking").is_empty() => {
-                        self.chunk(&json!({"reasoning_content": s("thinking")}), None, out);
-                    }
-                    ("input_json_delta", Block::Tool(n)) if !s("partial_json").is_empty() => {
-                        self.chunk(
-                            &json!({"tool_calls": [{"index": n, "function": {"arguments": s("partial_json")}}]}),
-                            None,
-                            out,
-                        );
-                    }
-                    _ => {}
-                }
-            }
-            "message_delta" => {
-                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.stop = Some(r.to_owned());
-                }
-                if let Some(u) = v.get("usage") {
-                    self.usage.merge_anthropic(u);
-                }
-            }
+            "message_start" => self.on_message_start(&v, out),
+            "content_block_start" => self.on_block_start(&v, out),
+            "content_block_delta" => self.on_block_delta(&v, out),
+            "message_delta" => self.on_message_delta(&v),
             "message_stop" => self.complete(out),
-            "error" => {
-                let message = v
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("upstream error");
-                let kind = v
-                    .pointer("/error/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("api_error")
-                    .to_owned();
-                self.fail_as(message, &kind, out);
+            "error" => self.on_error(&v, out),
+            _ => {}
+        }
+    }
+
+    fn on_message_start(&mut self, v: &Value, out: &mut Vec<u8>) {
+        let m = v.get("message").unwrap_or(&Value::Null);
+        if let Some(id) = m.get("id").and_then(Value::as_str) {
+            id.clone_into(&mut self.id);
+        }
+        if let Some(model) = m.get("model").and_then(Value::as_str) {
+            self.model = model.into();
+        }
+        if let Some(u) = m.get("usage") {
+            self.usage.merge_anthropic(u);
+        }
+        self.ensure_started(out);
+    }
+
+    fn on_block_start(&mut self, v: &Value, out: &mut Vec<u8>) {
+        self.ensure_started(out);
+        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let b = v.get("content_block").unwrap_or(&Value::Null);
+        let block = match b.get("type").and_then(Value::as_str).unwrap_or("") {
+            "text" => {
+                let t = b.get("text").and_then(Value::as_str).unwrap_or("");
+                if !t.is_empty() {
+                    self.sent_text = true;
+                    self.chunk(&json!({"content": t}), None, out);
+                }
+                Block::Text
+            }
+            "thinking" => Block::Thinking,
+            "tool_use" | "server_tool_use" => self.start_tool(b, out),
+            _ => Block::Other,
+        };
+        self.blocks.push((index, block));
+    }
+
+    /// A tool call's first delta: its index, `id`, `type` and `name`, with empty arguments.
+    fn start_tool(&mut self, b: &Value, out: &mut Vec<u8>) -> Block {
+        let n = self.next_tool;
+        self.next_tool += 1;
+        let id = tool_ids::decode(b.get("id").and_then(Value::as_str).unwrap_or(""));
+        self.chunk(
+            &json!({"tool_calls": [{"index": n, "id": id, "type": "function",
+                "function": {"name": b.get("name").and_then(Value::as_str).unwrap_or(""), "arguments": ""}}]}),
+            None,
+            out,
+        );
+        Block::Tool(n)
+    }
+
+    fn on_block_delta(&mut self, v: &Value, out: &mut Vec<u8>) {
+        self.ensure_started(out);
+        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let block = self
+            .blocks
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == index)
+            .map_or(Block::Other, |(_, b)| *b);
+        let d = v.get("delta").unwrap_or(&Value::Null);
+        let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
+        match (d.get("type").and_then(Value::as_str).unwrap_or(""), block) {
+            ("text_delta", _) if !s("text").is_empty() => {
+                self.sent_text = true;
+                self.chunk(&json!({"content": s("text")}), None, out);
+            }
+            ("thinking_delta", _) if !s("thinking").is_empty() => {
+                self.chunk(&json!({"reasoning_content": s("thinking")}), None, out);
+            }
+            ("input_json_delta", Block::Tool(n)) if !s("partial_json").is_empty() => {
+                self.chunk(
+                    &json!({"tool_calls": [{"index": n, "function": {"arguments": s("partial_json")}}]}),
+                    None,
+                    out,
+                );
             }
             _ => {}
         }
+    }
+
+    fn on_message_delta(&mut self, v: &Value) {
+        if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+            self.stop = Some(r.to_owned());
+        }
+        if let Some(u) = v.get("usage") {
+            self.usage.merge_anthropic(u);
+        }
+    }
+
+    fn on_error(&mut self, v: &Value, out: &mut Vec<u8>) {
+        let message = v
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream error");
+        let kind = v
+            .pointer("/error/type")
+            .and_then(Value::as_str)
+            .unwrap_or("api_error")
+            .to_owned();
+        self.fail_as(message, &kind, out);
     }
 
     fn complete(&mut self, out: &mut Vec<u8>) {
