@@ -78,14 +78,7 @@ pub async fn forward(
     let mut missing: Vec<&str> = Vec::new();
     let mut last = String::new();
     let mut untranslatable = None;
-    // count_tokens has no OpenAI counterpart: a model served first by an OpenAI-kind target
-    // answers 404 so that clients (Claude Code) fall back to their local estimate.
-    if client.api == Api::CountTokens
-        && model
-            .targets
-            .first()
-            .is_some_and(|t| upstreams.config.providers[t.provider].kind != Kind::Anthropic)
-    {
+    if count_tokens_unservable(upstreams, model, client) {
         return Err(ProxyError::NoTargetForApi {
             model: model.name.to_string(),
             kind: Kind::Anthropic,
@@ -98,11 +91,7 @@ pub async fn forward(
         };
         usable += 1;
         if !provider.is_configured() {
-            for var in &provider.missing_vars {
-                if !missing.contains(&var.as_str()) {
-                    missing.push(var);
-                }
-            }
+            note_missing(&mut missing, &provider.missing_vars);
             continue;
         }
         // A body this target's API cannot carry (an image type, `n > 1`) may still suit a
@@ -155,12 +144,55 @@ pub async fn forward(
     if let Some(e) = untranslatable.filter(|_| log.attempts == 0) {
         return Err(e);
     }
-    Err(if usable == 0 {
+    Err(no_answer(
+        model,
+        client,
+        usable,
+        log.attempts,
+        &missing,
+        last,
+    ))
+}
+
+/// Adds `vars` to `missing`, each variable once, in the order first seen.
+fn note_missing<'a>(missing: &mut Vec<&'a str>, vars: &'a [String]) {
+    for var in vars {
+        if !missing.contains(&var.as_str()) {
+            missing.push(var);
+        }
+    }
+}
+
+/// count_tokens has no OpenAI counterpart: a model served first by an OpenAI-kind target
+/// answers 404 so that clients (Claude Code) fall back to their local estimate.
+fn count_tokens_unservable(
+    upstreams: &Upstreams,
+    model: &Model,
+    client: &ClientRequest<'_>,
+) -> bool {
+    client.api == Api::CountTokens
+        && model
+            .targets
+            .first()
+            .is_some_and(|t| upstreams.config.providers[t.provider].kind != Kind::Anthropic)
+}
+
+/// The error when no target answered: none speaks the client's API, none is configured, or
+/// every one tried failed (`last` says how the final one did).
+fn no_answer(
+    model: &Model,
+    client: &ClientRequest<'_>,
+    usable: u32,
+    attempts: u32,
+    missing: &[&str],
+    last: String,
+) -> ProxyError {
+    if usable == 0 {
         ProxyError::NoTargetForApi {
             model: model.name.to_string(),
             kind: client.api.kind(),
         }
-    } else if log.attempts == 0 {
+    } else if attempts == 0 {
         ProxyError::NotConfigured {
             model: model.name.to_string(),
             vars: missing.join(", "),
@@ -168,10 +200,10 @@ pub async fn forward(
     } else {
         ProxyError::AllTargetsFailed {
             model: model.name.to_string(),
-            attempts: log.attempts,
+            attempts,
             last,
         }
-    })
+    }
 }
 
 /// The body for one target: the client's with the model renamed (native), or translated.

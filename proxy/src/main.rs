@@ -310,6 +310,54 @@ fn load_tls(
     }
 }
 
+fn log_listening(state: &AppState, local: std::net::SocketAddr, https: bool) {
+    let up = state.upstreams.load();
+    log::info("listening")
+        .str("addr", &local.to_string())
+        .str("scheme", if https { "https" } else { "http" })
+        .u64("port", u64::from(local.port()))
+        .str("version", env!("CARGO_PKG_VERSION"))
+        .u64("providers", up.config.providers.len() as u64)
+        .u64("models", up.config.models.len() as u64)
+        .emit();
+}
+
+/// The TLS acceptor for `tls_source`, with its certificate watcher or ACME manager spawned;
+/// `None` serves plain HTTP, with a warning when `local` is reachable from elsewhere.
+/// Must run inside the Tokio runtime.
+fn start_tls(
+    tls_source: Option<TlsSource>,
+    state: &AppState,
+    local: std::net::SocketAddr,
+    cert_hangup: tokio::signal::unix::Signal,
+) -> Option<tls::Acceptor> {
+    match tls_source {
+        None => {
+            if !local.ip().is_loopback() {
+                log::warn(PLAIN_WARNING.trim_start_matches("warning: ")).emit();
+            }
+            None
+        }
+        Some(TlsSource::Files(files)) => {
+            log::info("serving TLS with the configured certificate")
+                .opt_str("not_after", files.note_expiry(&state.metrics).as_deref())
+                .emit();
+            let acceptor = tls::Acceptor::new(files.certs.clone(), false);
+            tokio::spawn(files.watch(
+                cert_hangup,
+                state.settings.config_poll_interval,
+                state.metrics.clone(),
+            ));
+            Some(acceptor)
+        }
+        Some(TlsSource::Acme(manager)) => {
+            let acceptor = tls::Acceptor::new(manager.certs.clone(), true);
+            tokio::spawn(manager.run());
+            Some(acceptor)
+        }
+    }
+}
+
 async fn run(config: Config, signals: signals::Signals) -> ExitCode {
     // A second SIGHUP stream for the certificate files: every stream sees every signal.
     let cert_hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -341,49 +389,8 @@ async fn run(config: Config, signals: signals::Signals) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    {
-        let up = state.upstreams.load();
-        log::info("listening")
-            .str("addr", &local.to_string())
-            .str(
-                "scheme",
-                if tls_source.is_some() {
-                    "https"
-                } else {
-                    "http"
-                },
-            )
-            .u64("port", u64::from(local.port()))
-            .str("version", env!("CARGO_PKG_VERSION"))
-            .u64("providers", up.config.providers.len() as u64)
-            .u64("models", up.config.models.len() as u64)
-            .emit();
-    }
-    let acceptor = match tls_source {
-        None => {
-            if !local.ip().is_loopback() {
-                log::warn(PLAIN_WARNING.trim_start_matches("warning: ")).emit();
-            }
-            None
-        }
-        Some(TlsSource::Files(files)) => {
-            log::info("serving TLS with the configured certificate")
-                .opt_str("not_after", files.note_expiry(&state.metrics).as_deref())
-                .emit();
-            let acceptor = tls::Acceptor::new(files.certs.clone(), false);
-            tokio::spawn(files.watch(
-                cert_hangup,
-                state.settings.config_poll_interval,
-                state.metrics.clone(),
-            ));
-            Some(acceptor)
-        }
-        Some(TlsSource::Acme(manager)) => {
-            let acceptor = tls::Acceptor::new(manager.certs.clone(), true);
-            tokio::spawn(manager.run());
-            Some(acceptor)
-        }
-    };
+    log_listening(&state, local, tls_source.is_some());
+    let acceptor = start_tls(tls_source, &state, local, cert_hangup);
     let signals::Signals {
         terminate,
         interrupt,

@@ -221,9 +221,17 @@ async fn keys_models_and_json_usage() {
     assert_eq!(s, 401);
 
     let m = metrics(&proxy).await;
+    assert_json_usage_metrics(&m);
+
+    assert_no_secrets(&proxy, &m, &[&alice, &bob]);
+}
+
+/// `/metrics` after `keys_models_and_json_usage`'s requests: each client's exact token usage,
+/// and alice's requests and rejections.
+fn assert_json_usage_metrics(m: &str) {
     let tokens = |c: &str, model: &str, p: &str, t: &str| {
         metric(
-            &m,
+            m,
             &format!(
                 "ai_proxy_tokens_total{{client=\"{c}\",model=\"{model}\",provider=\"{p}\",type=\"{t}\"}}"
             ),
@@ -238,18 +246,16 @@ async fn keys_models_and_json_usage() {
     assert_eq!(tokens("bob", "claude", "an", "cache_write"), Some(4.0));
     assert_eq!(tokens("operator", "dear", "oa", "output"), Some(8.0));
     assert_eq!(
-        metric(&m, "ai_proxy_client_requests_total{client=\"alice\"}"),
+        metric(m, "ai_proxy_client_requests_total{client=\"alice\"}"),
         Some(3.0)
     );
     assert_eq!(
         metric(
-            &m,
+            m,
             "ai_proxy_client_rejected_total{client=\"alice\",reason=\"model_not_allowed\"}"
         ),
         Some(2.0)
     );
-
-    assert_no_secrets(&proxy, &m, &[&alice, &bob]);
 }
 
 /// No key and no hash anywhere: logs, metrics, stderr, nor `check-config` (which names the

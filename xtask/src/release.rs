@@ -178,8 +178,35 @@ pub fn run(sh: &Shell, args: &Args) -> Result<Release> {
     lint_installer(sh, &staged_installer)?;
 
     steps.next(&format!("Writing {}/", display_relative(&out)));
-    write_atomic(&staging.dir.join(ARCHIVE_NAME), &tarball, 0o644)?;
-    let checksum = archive::checksum_line(&archive_sha256, ARCHIVE_NAME);
+    let image = Box::new(write_out(&staging, &out, &tarball, &archive_sha256, image)?);
+    drop(staging);
+
+    let release = Release {
+        target,
+        version,
+        binary,
+        archive: out.join(ARCHIVE_NAME),
+        archive_sha256,
+        checksum: out.join(CHECKSUM_NAME),
+        installer: out.join(INSTALLER_NAME),
+        image,
+        out_dir: out,
+    };
+    print_table(&release, steps.started)?;
+    Ok(release)
+}
+
+/// The "Writing" step: the tarball, the checksums and the image go through `staging` into
+/// `out`, beside the installer already staged there.
+fn write_out(
+    staging: &Staging,
+    out: &Path,
+    tarball: &[u8],
+    archive_sha256: &str,
+    image: oci::Prepared,
+) -> Result<oci::ImageRelease> {
+    write_atomic(&staging.dir.join(ARCHIVE_NAME), tarball, 0o644)?;
+    let checksum = archive::checksum_line(archive_sha256, ARCHIVE_NAME);
     write_atomic(&staging.dir.join(CHECKSUM_NAME), checksum.as_bytes(), 0o644)?;
     // The image gets a checksum file of its own: a user who downloads only the tarball and its
     // .sha256 must be able to run a plain `sha256sum -c` on it.
@@ -199,22 +226,7 @@ pub fn run(sh: &Shell, args: &Args) -> Result<Release> {
         std::fs::rename(staging.dir.join(name), out.join(name))
             .with_context(|| format!("moving {name} into {}", out.display()))?;
     }
-    let image = Box::new(image.install(&staging.dir, &out)?);
-    drop(staging);
-
-    let release = Release {
-        target,
-        version,
-        binary,
-        archive: out.join(ARCHIVE_NAME),
-        archive_sha256,
-        checksum: out.join(CHECKSUM_NAME),
-        installer: out.join(INSTALLER_NAME),
-        image,
-        out_dir: out,
-    };
-    print_table(&release, steps.started)?;
-    Ok(release)
+    image.install(&staging.dir, out)
 }
 
 /// Steps 1 to 4: toolchain, build, static-ELF check, `--version` when the host runs it.

@@ -160,73 +160,10 @@ pub fn lower(
     let mut digests: HashMap<Digest, usize> = HashMap::new();
     for (i, c) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("clients[{i}].{field}");
-        let at_name = format!("name: {}", c.name);
-        if !valid_name(&c.name) {
-            return Err(loc.at(
-                &key("name"),
-                &at_name,
-                format!(
-                    "`{}` is not a valid client name: use 1 to 64 letters, digits, - _ .",
-                    crate::echo::clip(&c.name)
-                ),
-            ));
-        }
-        if c.name == OPERATOR {
-            return Err(loc.at(
-                &key("name"),
-                &at_name,
-                format!("the client name `{OPERATOR}` is reserved for AUTH_TOKEN; pick another"),
-            ));
-        }
-        if let Some(first) = names.insert(c.name.clone(), i) {
-            return Err(loc.at(
-                &key("name"),
-                &at_name,
-                format!(
-                    "duplicate client name `{}` (also clients[{first}]): names must be unique",
-                    c.name
-                ),
-            ));
-        }
-        // The messages below never quote the hash: it is not a secret, but the rule is
-        // simpler to check when no hash is ever printed.
-        let digest = parse_hex(&c.key_sha256).ok_or_else(|| {
-            loc.at(
-                &key("key_sha256"),
-                "key_sha256:",
-                format!(
-                    "client `{}`: key_sha256 must be 64 hex digits, the SHA-256 of the key: run `ai-proxy keys new {}` or `ai-proxy keys hash`",
-                    c.name, c.name
-                ),
-            )
-        })?;
-        if let Some(first) = digests.insert(digest, i) {
-            return Err(loc.at(
-                &key("key_sha256"),
-                &at_name,
-                format!(
-                    "client `{}` has the same key_sha256 as clients[{first}]: each client needs its own key",
-                    c.name
-                ),
-            ));
-        }
+        check_name(&c, i, &mut names, &key, loc)?;
+        let digest = check_key(&c, i, &mut digests, &key, loc)?;
         let allowed = client_models(&c, models, &key, loc)?;
-        for (field, zero) in [
-            ("requests_per_minute", c.requests_per_minute == Some(0)),
-            ("tokens_per_minute", c.tokens_per_minute == Some(0)),
-            ("max_concurrent", c.max_concurrent == Some(0)),
-        ] {
-            if zero {
-                return Err(loc.at(
-                    &key(field),
-                    &format!("{field}:"),
-                    format!(
-                        "client `{}`: {field} must be at least 1 (leave it out for no limit; remove the client to revoke it)",
-                        c.name
-                    ),
-                ));
-            }
-        }
+        check_limits(&c, &key, loc)?;
         let index = clients.list.len();
         clients
             .by_prefix
@@ -243,6 +180,105 @@ pub fn lower(
         }));
     }
     Ok(clients)
+}
+
+/// Rejects a malformed, reserved or repeated client name; records it in `names`.
+fn check_name(
+    c: &RawClient,
+    i: usize,
+    names: &mut HashMap<String, usize>,
+    key: &dyn Fn(&str) -> String,
+    loc: &Locator<'_>,
+) -> Result<(), ConfigError> {
+    let at_name = format!("name: {}", c.name);
+    if !valid_name(&c.name) {
+        return Err(loc.at(
+            &key("name"),
+            &at_name,
+            format!(
+                "`{}` is not a valid client name: use 1 to 64 letters, digits, - _ .",
+                crate::echo::clip(&c.name)
+            ),
+        ));
+    }
+    if c.name == OPERATOR {
+        return Err(loc.at(
+            &key("name"),
+            &at_name,
+            format!("the client name `{OPERATOR}` is reserved for AUTH_TOKEN; pick another"),
+        ));
+    }
+    if let Some(first) = names.insert(c.name.clone(), i) {
+        return Err(loc.at(
+            &key("name"),
+            &at_name,
+            format!(
+                "duplicate client name `{}` (also clients[{first}]): names must be unique",
+                c.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses the client's `key_sha256` and rejects one another client already has; records it
+/// in `digests`.
+fn check_key(
+    c: &RawClient,
+    i: usize,
+    digests: &mut HashMap<Digest, usize>,
+    key: &dyn Fn(&str) -> String,
+    loc: &Locator<'_>,
+) -> Result<Digest, ConfigError> {
+    let at_name = format!("name: {}", c.name);
+    // The messages below never quote the hash: it is not a secret, but the rule is
+    // simpler to check when no hash is ever printed.
+    let digest = parse_hex(&c.key_sha256).ok_or_else(|| {
+        loc.at(
+            &key("key_sha256"),
+            "key_sha256:",
+            format!(
+                "client `{}`: key_sha256 must be 64 hex digits, the SHA-256 of the key: run `ai-proxy keys new {}` or `ai-proxy keys hash`",
+                c.name, c.name
+            ),
+        )
+    })?;
+    if let Some(first) = digests.insert(digest, i) {
+        return Err(loc.at(
+            &key("key_sha256"),
+            &at_name,
+            format!(
+                "client `{}` has the same key_sha256 as clients[{first}]: each client needs its own key",
+                c.name
+            ),
+        ));
+    }
+    Ok(digest)
+}
+
+/// Rejects a limit of 0, which would lock the client out rather than leave it unlimited.
+fn check_limits(
+    c: &RawClient,
+    key: &dyn Fn(&str) -> String,
+    loc: &Locator<'_>,
+) -> Result<(), ConfigError> {
+    for (field, zero) in [
+        ("requests_per_minute", c.requests_per_minute == Some(0)),
+        ("tokens_per_minute", c.tokens_per_minute == Some(0)),
+        ("max_concurrent", c.max_concurrent == Some(0)),
+    ] {
+        if zero {
+            return Err(loc.at(
+                &key(field),
+                &format!("{field}:"),
+                format!(
+                    "client `{}`: {field} must be at least 1 (leave it out for no limit; remove the client to revoke it)",
+                    c.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The client's model list: `None` for every model; each name must be a configured model.

@@ -61,19 +61,7 @@ pub fn verify(bytes: &[u8]) -> Result<Verified> {
         "application/vnd.oci.image.index.v1+json",
         "index.json",
     )?;
-    let manifests = index["manifests"]
-        .as_array()
-        .context("index.json: no manifests array")?;
-    ensure!(
-        manifests.len() == 1,
-        "index.json lists {} manifests, expected 1",
-        manifests.len()
-    );
-    let entry = &manifests[0];
-    let ref_name = entry["annotations"]["org.opencontainers.image.ref.name"]
-        .as_str()
-        .context("index.json: the manifest has no org.opencontainers.image.ref.name")?
-        .to_owned();
+    let (entry, ref_name) = sole_manifest(&index)?;
     let (manifest_digest, manifest_bytes) = blob(
         &files,
         entry,
@@ -109,6 +97,42 @@ pub fn verify(bytes: &[u8]) -> Result<Verified> {
         "the manifest's layer",
     )?;
 
+    let (uncompressed, diff_id) = unpack_layer(layer_gz, &config)?;
+    let layer = layer_listing(&uncompressed)?;
+
+    let repo_tags = docker_view(&json("manifest.json")?, &config_digest, &layer_digest)?;
+
+    Ok(Verified {
+        manifest_digest,
+        config,
+        diff_id,
+        layer,
+        repo_tags,
+        ref_name,
+    })
+}
+
+/// The one manifest entry `index.json` must list, and its `ref.name` annotation.
+fn sole_manifest(index: &Value) -> Result<(&Value, String)> {
+    let manifests = index["manifests"]
+        .as_array()
+        .context("index.json: no manifests array")?;
+    ensure!(
+        manifests.len() == 1,
+        "index.json lists {} manifests, expected 1",
+        manifests.len()
+    );
+    let entry = &manifests[0];
+    let ref_name = entry["annotations"]["org.opencontainers.image.ref.name"]
+        .as_str()
+        .context("index.json: the manifest has no org.opencontainers.image.ref.name")?
+        .to_owned();
+    Ok((entry, ref_name))
+}
+
+/// Gunzips the layer and checks `config` against it: its `diff_ids` must be the sha256 of
+/// the uncompressed layer. Returns the uncompressed layer and that diff id.
+fn unpack_layer(layer_gz: &[u8], config: &Value) -> Result<(Vec<u8>, String)> {
     let mut uncompressed = Vec::new();
     flate2::read::GzDecoder::new(layer_gz)
         .read_to_end(&mut uncompressed)
@@ -123,18 +147,7 @@ pub fn verify(bytes: &[u8]) -> Result<Verified> {
     for field in ["architecture", "os"] {
         ensure!(config[field].is_string(), "config: no `{field}`");
     }
-    let layer = layer_listing(&uncompressed)?;
-
-    let repo_tags = docker_view(&json("manifest.json")?, &config_digest, &layer_digest)?;
-
-    Ok(Verified {
-        manifest_digest,
-        config,
-        diff_id,
-        layer,
-        repo_tags,
-        ref_name,
-    })
+    Ok((uncompressed, diff_id))
 }
 
 /// Docker's `manifest.json` must name the same config and layer blobs; returns its tags.
