@@ -612,6 +612,16 @@ fn anthropic_assistant(blocks: &[Value], dropped: &mut Vec<String>) -> Value {
             _ => {}
         }
     }
+    Value::Object(openai_assistant_message(text, reasoning, calls))
+}
+
+/// The OpenAI assistant message for a turn's text, reasoning and tool calls: `content` is null
+/// when there are only tool calls, as OpenAI sends it. Requests and responses share it.
+pub(super) fn openai_assistant_message(
+    text: String,
+    reasoning: String,
+    calls: Vec<Value>,
+) -> Map<String, Value> {
     let mut msg = Map::new();
     msg.insert("role".into(), "assistant".into());
     msg.insert(
@@ -628,11 +638,11 @@ fn anthropic_assistant(blocks: &[Value], dropped: &mut Vec<String>) -> Value {
     if !calls.is_empty() {
         msg.insert("tool_calls".into(), calls.into());
     }
-    Value::Object(msg)
+    msg
 }
 
 /// An Anthropic `tool_use` block as an OpenAI tool call.
-fn anthropic_tool_call(b: &Value) -> Value {
+pub(super) fn anthropic_tool_call(b: &Value) -> Value {
     let id = b.get("id").and_then(Value::as_str).unwrap_or("");
     let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
     json!({

@@ -1,7 +1,7 @@
 //! JSON (non-streamed) responses, both ways, with stop reasons and usage (cache tokens
 //! included); an error status gets its body rewritten into the client's error shape.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Direction, errors, tool_ids};
 
@@ -183,33 +183,11 @@ pub fn anthropic_to_openai(v: &Value) -> Value {
             "thinking" => {
                 reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or(""));
             }
-            "tool_use" => calls.push(json!({
-                "id": tool_ids::decode(b.get("id").and_then(Value::as_str).unwrap_or("")),
-                "type": "function",
-                "function": {
-                    "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
-                    "arguments": b.get("input").cloned().unwrap_or_else(|| json!({})).to_string()
-                }
-            })),
+            "tool_use" => calls.push(super::request::anthropic_tool_call(b)),
             _ => {}
         }
     }
-    let mut message = Map::new();
-    message.insert("role".into(), "assistant".into());
-    message.insert(
-        "content".into(),
-        if text.is_empty() && !calls.is_empty() {
-            Value::Null
-        } else {
-            text.into()
-        },
-    );
-    if !reasoning.is_empty() {
-        message.insert("reasoning_content".into(), reasoning.into());
-    }
-    if !calls.is_empty() {
-        message.insert("tool_calls".into(), calls.into());
-    }
+    let message = super::request::openai_assistant_message(text, reasoning, calls);
     let mut usage = Usage::default();
     if let Some(u) = v.get("usage") {
         usage.merge_anthropic(u);
