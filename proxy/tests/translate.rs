@@ -7,7 +7,6 @@
     clippy::format_push_string,
     clippy::must_use_candidate,
     clippy::needless_pass_by_value,
-    clippy::too_many_lines,
     reason = "fixture tables: JSON literals passed by value, read top to bottom"
 )]
 
@@ -27,6 +26,17 @@ fn stream(direction: Direction, include_usage: bool, upstream: &str) -> Vec<u8> 
 
 /// An OpenAI upstream stream → what an Anthropic client sees.
 fn to_anthropic_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    [
+        to_anthropic_text_cases(),
+        to_anthropic_tool_id_cases(),
+        to_anthropic_block_and_finish_cases(),
+        to_anthropic_error_cases(),
+    ]
+    .concat()
+}
+
+/// `to_anthropic_cases`: text, and parallel tool calls with their indexes.
+fn to_anthropic_text_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
     let text = oc(json!({"role": "assistant", "content": ""}), None);
     vec![
         (
@@ -89,6 +99,12 @@ fn to_anthropic_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
                 "stop",
             ],
         ),
+    ]
+}
+
+/// `to_anthropic_cases`: tool calls told apart by id, not index.
+fn to_anthropic_tool_id_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    vec![
         (
             "index 0 for every call: told apart by id (ollama)",
             openai_sse(
@@ -149,6 +165,12 @@ fn to_anthropic_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
                 "stop",
             ],
         ),
+    ]
+}
+
+/// `to_anthropic_cases`: block switches and finish reasons.
+fn to_anthropic_block_and_finish_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    vec![
         (
             "reasoning, text, tool: a new block on every switch",
             openai_sse(
@@ -220,6 +242,12 @@ fn to_anthropic_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
                 "stop",
             ],
         ),
+    ]
+}
+
+/// `to_anthropic_cases`: errors and streams that end early.
+fn to_anthropic_error_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    vec![
         (
             "an error chunk mid-stream: error event, no message_stop",
             format!(
@@ -253,6 +281,17 @@ fn to_anthropic_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
 
 /// An Anthropic upstream stream → what an OpenAI client sees.
 fn to_openai_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)> {
+    [
+        to_openai_text_cases(),
+        to_openai_tool_cases(),
+        to_openai_thinking_and_stop_cases(),
+        to_openai_error_cases(),
+    ]
+    .concat()
+}
+
+/// `to_openai_cases`: text, with and without the usage chunk.
+fn to_openai_text_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)> {
     let text_block = json!({"type": "text", "text": ""});
     vec![
         (
@@ -290,45 +329,57 @@ fn to_openai_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)> {
             ]),
             vec!["role", "text Hi", "finish length", "done"],
         ),
-        (
-            "two parallel tool calls after text: indexes 0 and 1",
-            true,
-            anthropic_sse(&[
-                astart(1, 0, 0),
-                ablock(0, text_block.clone()),
-                adelta(0, json!({"type": "text_delta", "text": "ok"})),
-                astop(0),
-                ablock(
-                    1,
-                    json!({"type": "tool_use", "id": "toolu_1", "name": "ls", "input": {}}),
-                ),
-                adelta(1, json!({"type": "input_json_delta", "partial_json": ""})),
-                adelta(
-                    1,
-                    json!({"type": "input_json_delta", "partial_json": "{\"p\":1}"}),
-                ),
-                astop(1),
-                ablock(
-                    2,
-                    json!({"type": "tool_use", "id": "aipx_632031", "name": "cat", "input": {}}),
-                ),
-                adelta(2, json!({"type": "input_json_delta", "partial_json": "{}"})),
-                astop(2),
-                aend("tool_use", 4)[0].clone(),
-                aend("tool_use", 4)[1].clone(),
-            ]),
-            vec![
-                "role",
-                "text ok",
-                "tool 0 toolu_1 ls",
-                "args 0 {\"p\":1}",
-                "tool 1 c 1 cat",
-                "args 1 {}",
-                "finish tool_calls",
-                "usage prompt=1 completion=4 cached=0",
-                "done",
-            ],
-        ),
+    ]
+}
+
+/// `to_openai_cases`: parallel tool calls after text.
+fn to_openai_tool_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)> {
+    let text_block = json!({"type": "text", "text": ""});
+    vec![(
+        "two parallel tool calls after text: indexes 0 and 1",
+        true,
+        anthropic_sse(&[
+            astart(1, 0, 0),
+            ablock(0, text_block.clone()),
+            adelta(0, json!({"type": "text_delta", "text": "ok"})),
+            astop(0),
+            ablock(
+                1,
+                json!({"type": "tool_use", "id": "toolu_1", "name": "ls", "input": {}}),
+            ),
+            adelta(1, json!({"type": "input_json_delta", "partial_json": ""})),
+            adelta(
+                1,
+                json!({"type": "input_json_delta", "partial_json": "{\"p\":1}"}),
+            ),
+            astop(1),
+            ablock(
+                2,
+                json!({"type": "tool_use", "id": "aipx_632031", "name": "cat", "input": {}}),
+            ),
+            adelta(2, json!({"type": "input_json_delta", "partial_json": "{}"})),
+            astop(2),
+            aend("tool_use", 4)[0].clone(),
+            aend("tool_use", 4)[1].clone(),
+        ]),
+        vec![
+            "role",
+            "text ok",
+            "tool 0 toolu_1 ls",
+            "args 0 {\"p\":1}",
+            "tool 1 c 1 cat",
+            "args 1 {}",
+            "finish tool_calls",
+            "usage prompt=1 completion=4 cached=0",
+            "done",
+        ],
+    )]
+}
+
+/// `to_openai_cases`: interleaved blocks and stop reasons.
+fn to_openai_thinking_and_stop_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)> {
+    let text_block = json!({"type": "text", "text": ""});
+    vec![
         (
             "thinking, text, tool interleaved",
             false,
@@ -381,6 +432,13 @@ fn to_openai_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)> {
             ]),
             vec!["role", "finish stop", "done"],
         ),
+    ]
+}
+
+/// `to_openai_cases`: errors and streams that end early.
+fn to_openai_error_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)> {
+    let text_block = json!({"type": "text", "text": ""});
+    vec![
         (
             "an error event mid-stream: an error chunk, no [DONE]",
             true,

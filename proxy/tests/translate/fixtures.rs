@@ -87,100 +87,121 @@ pub fn events(bytes: &[u8]) -> Vec<Event> {
 /// block indexes from 0, one open block at a time, deltas only to the open block, nothing
 /// after `message_stop` or `error`.
 pub fn summarize_anthropic(bytes: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut started = false;
-    let mut ended = false;
-    let mut open: Option<u64> = None;
-    let mut next = 0u64;
+    let mut s = AnthropicSummary::default();
     for e in events(bytes) {
-        assert!(!ended, "event after the end: {e:?}");
+        assert!(!s.ended, "event after the end: {e:?}");
         let v: Value = serde_json::from_str(&e.data).expect("every data is JSON");
         let kind = v["type"].as_str().expect("type").to_owned();
         assert_eq!(e.name, kind, "event name and type differ");
         if kind != "error" && kind != "ping" {
             assert_eq!(
-                started,
+                s.started,
                 kind != "message_start",
                 "message_start must come first, once"
             );
         }
         match kind.as_str() {
-            "message_start" => {
-                started = true;
-                assert!(v["message"]["usage"]["input_tokens"].is_u64());
-                assert!(v["message"]["usage"]["output_tokens"].is_u64());
-                out.push("start".to_owned());
-            }
-            "content_block_start" => {
-                assert_eq!(open, None, "a block opened while another is open");
-                assert_eq!(v["index"], next, "block indexes are contiguous");
-                open = Some(next);
-                let b = &v["content_block"];
-                let line = match b["type"].as_str().unwrap() {
-                    "tool_use" => {
-                        assert_eq!(b["input"], json!({}), "tool input only by deltas");
-                        format!(
-                            "open {next} tool {} {}",
-                            b["id"].as_str().unwrap(),
-                            b["name"].as_str().unwrap()
-                        )
-                    }
-                    t => format!("open {next} {t}"),
-                };
-                out.push(line);
-            }
-            "content_block_delta" => {
-                assert_eq!(
-                    Some(v["index"].as_u64().unwrap()),
-                    open,
-                    "delta to a block not open"
-                );
-                let d = &v["delta"];
-                let line = match d["type"].as_str().unwrap() {
-                    "text_delta" => format!("text {}", d["text"].as_str().unwrap()),
-                    "thinking_delta" => format!("think {}", d["thinking"].as_str().unwrap()),
-                    "input_json_delta" => format!("json {}", d["partial_json"].as_str().unwrap()),
-                    t => panic!("unexpected delta {t}"),
-                };
-                out.push(line);
-            }
-            "content_block_stop" => {
-                assert_eq!(
-                    Some(v["index"].as_u64().unwrap()),
-                    open,
-                    "stop of a block not open"
-                );
-                open = None;
-                next += 1;
-                out.push("close".to_owned());
-            }
-            "message_delta" => {
-                assert_eq!(open, None, "message_delta with a block open");
-                let u = &v["usage"];
-                out.push(format!(
-                    "delta {} in={} out={} cache_read={} cache_write={}",
-                    v["delta"]["stop_reason"]
-                        .as_str()
-                        .expect("stop_reason never null"),
-                    u["input_tokens"],
-                    u["output_tokens"],
-                    u["cache_read_input_tokens"],
-                    u["cache_creation_input_tokens"]
-                ));
-            }
+            "message_start" => s.message_start(&v),
+            "content_block_start" => s.block_start(&v),
+            "content_block_delta" => s.block_delta(&v),
+            "content_block_stop" => s.block_stop(&v),
+            "message_delta" => s.message_delta(&v),
             "message_stop" => {
-                ended = true;
-                out.push("stop".to_owned());
+                s.ended = true;
+                s.out.push("stop".to_owned());
             }
             "error" => {
-                ended = true;
-                out.push(format!("error {}", v["error"]["message"].as_str().unwrap()));
+                s.ended = true;
+                s.out
+                    .push(format!("error {}", v["error"]["message"].as_str().unwrap()));
             }
             "ping" => {}
             other => panic!("unknown event {other}"),
         }
     }
-    out
+    s.out
+}
+
+/// The state `summarize_anthropic` carries from event to event, with one method per event
+/// kind that checks it and pushes its line.
+#[derive(Default)]
+struct AnthropicSummary {
+    out: Vec<String>,
+    started: bool,
+    ended: bool,
+    open: Option<u64>,
+    next: u64,
+}
+
+impl AnthropicSummary {
+    fn message_start(&mut self, v: &Value) {
+        self.started = true;
+        assert!(v["message"]["usage"]["input_tokens"].is_u64());
+        assert!(v["message"]["usage"]["output_tokens"].is_u64());
+        self.out.push("start".to_owned());
+    }
+
+    fn block_start(&mut self, v: &Value) {
+        let next = self.next;
+        assert_eq!(self.open, None, "a block opened while another is open");
+        assert_eq!(v["index"], next, "block indexes are contiguous");
+        self.open = Some(next);
+        let b = &v["content_block"];
+        let line = match b["type"].as_str().unwrap() {
+            "tool_use" => {
+                assert_eq!(b["input"], json!({}), "tool input only by deltas");
+                format!(
+                    "open {next} tool {} {}",
+                    b["id"].as_str().unwrap(),
+                    b["name"].as_str().unwrap()
+                )
+            }
+            t => format!("open {next} {t}"),
+        };
+        self.out.push(line);
+    }
+
+    fn block_delta(&mut self, v: &Value) {
+        assert_eq!(
+            Some(v["index"].as_u64().unwrap()),
+            self.open,
+            "delta to a block not open"
+        );
+        let d = &v["delta"];
+        let line = match d["type"].as_str().unwrap() {
+            "text_delta" => format!("text {}", d["text"].as_str().unwrap()),
+            "thinking_delta" => format!("think {}", d["thinking"].as_str().unwrap()),
+            "input_json_delta" => format!("json {}", d["partial_json"].as_str().unwrap()),
+            t => panic!("unexpected delta {t}"),
+        };
+        self.out.push(line);
+    }
+
+    fn block_stop(&mut self, v: &Value) {
+        assert_eq!(
+            Some(v["index"].as_u64().unwrap()),
+            self.open,
+            "stop of a block not open"
+        );
+        self.open = None;
+        self.next += 1;
+        self.out.push("close".to_owned());
+    }
+
+    fn message_delta(&mut self, v: &Value) {
+        assert_eq!(self.open, None, "message_delta with a block open");
+        let u = &v["usage"];
+        self.out.push(format!(
+            "delta {} in={} out={} cache_read={} cache_write={}",
+            v["delta"]["stop_reason"]
+                .as_str()
+                .expect("stop_reason never null"),
+            u["input_tokens"],
+            u["output_tokens"],
+            u["cache_read_input_tokens"],
+            u["cache_creation_input_tokens"]
+        ));
+    }
 }
 
 /// One line per OpenAI chunk, after checking what the openai SDK's accumulator requires:
