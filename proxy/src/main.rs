@@ -180,8 +180,9 @@ fn report_tls(settings: &ai_proxy::config::Settings) -> Result<(), String> {
         } => {
             let pair = tls::load_pair(cert_file, key_file).map_err(|e| e.to_string())?;
             eprintln!(
-                "TLS: serving {} ({} certificates in the chain, expires {}) and its key {}",
+                "TLS: serving {} for {} ({} certificates in the chain, expires {}) and its key {}",
                 cert_file.display(),
+                tls::names(&pair).join(", "),
                 pair.cert.len(),
                 expires(&pair),
                 key_file.display()
@@ -201,7 +202,7 @@ fn report_tls(settings: &ai_proxy::config::Settings) -> Result<(), String> {
                     Ok(pair) => eprintln!(
                         "TLS: cached certificate {} for {} expires {}",
                         path.display(),
-                        acme.domains.join(", "),
+                        tls::names(&pair).join(", "),
                         expires(&pair)
                     ),
                     Err(e) => eprintln!(

@@ -125,6 +125,60 @@ impl AcmeFailure {
     }
 }
 
+/// Which rule chose a certificate's renewal time: the `rule` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewalRule {
+    /// A random time inside the CA's suggested window (ACME Renewal Information).
+    Ari,
+    /// A third of the lifetime left (half under 10 days): the CA offers no window.
+    Lifetime,
+}
+
+impl RenewalRule {
+    /// The label.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ari => "ari",
+            Self::Lifetime => "lifetime",
+        }
+    }
+}
+
+/// What an ACME order is for: the `kind` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeOrder {
+    /// No certificate yet.
+    Issuance,
+    /// A certificate is served and due for renewal.
+    Renewal,
+}
+
+impl AcmeOrder {
+    /// Every kind, in label order.
+    pub const ALL: [Self; 2] = [Self::Issuance, Self::Renewal];
+
+    /// The label.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issuance => "issuance",
+            Self::Renewal => "renewal",
+        }
+    }
+}
+
+/// The served certificate and its renewal plan, for the TLS gauges.
+#[derive(Default)]
+struct TlsCertificate {
+    /// Its subjectAltName entries: the `domain` label.
+    names: Vec<String>,
+    /// Its `notAfter`, seconds since the epoch; `None` when nothing is served.
+    not_after: Option<i64>,
+    /// When it is to be renewed, and by which rule (automatic certificates only).
+    renewal: Option<(i64, RenewalRule)>,
+}
+
 /// All metrics of the process.
 pub struct Metrics {
     families: Mutex<Families>,
@@ -154,10 +208,11 @@ pub struct Metrics {
     pub tls_plaintext_rejected: AtomicU64,
     tls_reloads_ok: AtomicU64,
     tls_reloads_failed: AtomicU64,
-    /// The served certificate's `notAfter`, seconds since the epoch; 0 when unknown.
-    tls_not_after: AtomicI64,
-    acme_attempts: AtomicU64,
+    tls_certificate: Mutex<TlsCertificate>,
+    acme_orders: [AtomicU64; AcmeOrder::ALL.len()],
     acme_failures: [AtomicU64; AcmeFailure::ALL.len()],
+    /// Renewal-information fetches that succeeded and that failed.
+    acme_renewal_info: [AtomicU64; 2],
 }
 
 impl Default for Metrics {
@@ -192,9 +247,10 @@ impl Metrics {
             tls_plaintext_rejected: AtomicU64::default(),
             tls_reloads_ok: AtomicU64::default(),
             tls_reloads_failed: AtomicU64::default(),
-            tls_not_after: AtomicI64::default(),
-            acme_attempts: AtomicU64::default(),
+            tls_certificate: Mutex::default(),
+            acme_orders: Default::default(),
             acme_failures: Default::default(),
+            acme_renewal_info: Default::default(),
         }
     }
 
@@ -292,15 +348,32 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Notes the served certificate's `notAfter` (seconds since the epoch).
-    pub fn set_tls_not_after(&self, not_after: Option<i64>) {
-        self.tls_not_after
-            .store(not_after.unwrap_or(0), Ordering::Relaxed);
+    fn lock_tls(&self) -> std::sync::MutexGuard<'_, TlsCertificate> {
+        self.tls_certificate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts an ACME order (first issuance or renewal).
-    pub fn record_acme_attempt(&self) {
-        self.acme_attempts.fetch_add(1, Ordering::Relaxed);
+    /// Notes the served certificate's names and `notAfter` (seconds since the epoch).
+    pub fn set_tls_certificate(&self, names: Vec<String>, not_after: Option<i64>) {
+        let mut tls = self.lock_tls();
+        tls.names = names;
+        tls.not_after = not_after;
+    }
+
+    /// Notes when the served certificate is to be renewed (seconds since the epoch), and why.
+    pub fn set_tls_renewal(&self, at: i64, rule: RenewalRule) {
+        self.lock_tls().renewal = Some((at, rule));
+    }
+
+    /// Counts an ACME order.
+    pub fn record_acme_order(&self, kind: AcmeOrder) {
+        self.acme_orders[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a fetch of the CA's renewal information.
+    pub fn record_acme_renewal_info(&self, ok: bool) {
+        self.acme_renewal_info[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failed ACME order.
@@ -386,10 +459,20 @@ impl Metrics {
 
     /// The TLS listener's counters.
     fn render_tls(&self, out: &mut String) {
+        out.push_str("# HELP ai_proxy_acme_orders_total ACME orders by kind (first issuance, renewal).\n# TYPE ai_proxy_acme_orders_total counter\n");
+        for kind in AcmeOrder::ALL {
+            let _ = writeln!(
+                out,
+                "ai_proxy_acme_orders_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                self.acme_orders[kind as usize].load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
-            "# HELP ai_proxy_acme_orders_total ACME orders (first issuance and renewals).\n# TYPE ai_proxy_acme_orders_total counter\nai_proxy_acme_orders_total {}",
-            self.acme_attempts.load(Ordering::Relaxed)
+            "# HELP ai_proxy_acme_renewal_info_total Fetches of the CA's renewal information (ARI).\n# TYPE ai_proxy_acme_renewal_info_total counter\nai_proxy_acme_renewal_info_total{{result=\"ok\"}} {}\nai_proxy_acme_renewal_info_total{{result=\"failed\"}} {}",
+            self.acme_renewal_info[0].load(Ordering::Relaxed),
+            self.acme_renewal_info[1].load(Ordering::Relaxed)
         );
         out.push_str("# HELP ai_proxy_acme_failures_total Failed ACME orders by reason.\n# TYPE ai_proxy_acme_failures_total counter\n");
         for reason in AcmeFailure::ALL {
@@ -400,13 +483,7 @@ impl Metrics {
                 self.acme_failures[reason as usize].load(Ordering::Relaxed)
             );
         }
-        let not_after = self.tls_not_after.load(Ordering::Relaxed);
-        if not_after != 0 {
-            let _ = writeln!(
-                out,
-                "# HELP ai_proxy_tls_certificate_expiry_timestamp_seconds When the served certificate expires (notAfter).\n# TYPE ai_proxy_tls_certificate_expiry_timestamp_seconds gauge\nai_proxy_tls_certificate_expiry_timestamp_seconds {not_after}"
-            );
-        }
+        self.render_tls_certificate(out);
         let _ = writeln!(
             out,
             "# HELP ai_proxy_tls_reloads_total Reloads of TLS_CERT_FILE and TLS_KEY_FILE.\n# TYPE ai_proxy_tls_reloads_total counter\nai_proxy_tls_reloads_total{{result=\"ok\"}} {}\nai_proxy_tls_reloads_total{{result=\"rejected\"}} {}",
@@ -427,6 +504,35 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// The served certificate's expiry by name, and its planned renewal.
+    fn render_tls_certificate(&self, out: &mut String) {
+        let tls = self.lock_tls();
+        if let Some(not_after) = tls.not_after {
+            out.push_str("# HELP ai_proxy_tls_certificate_expiry_timestamp_seconds When the served certificate expires (notAfter), by subjectAltName.\n# TYPE ai_proxy_tls_certificate_expiry_timestamp_seconds gauge\n");
+            // A certificate without subjectAltName still has an expiry worth alerting on.
+            let unnamed = [String::new()];
+            let names = if tls.names.is_empty() {
+                &unnamed[..]
+            } else {
+                &tls.names[..]
+            };
+            for name in names {
+                let _ = writeln!(
+                    out,
+                    "ai_proxy_tls_certificate_expiry_timestamp_seconds{{domain=\"{}\"}} {not_after}",
+                    escape(name)
+                );
+            }
+        }
+        if let Some((at, rule)) = tls.renewal {
+            let _ = writeln!(
+                out,
+                "# HELP ai_proxy_tls_certificate_renewal_timestamp_seconds When the automatic certificate is to be renewed, and the rule that chose the time.\n# TYPE ai_proxy_tls_certificate_renewal_timestamp_seconds gauge\nai_proxy_tls_certificate_renewal_timestamp_seconds{{rule=\"{}\"}} {at}",
+                rule.as_str()
+            );
+        }
+    }
+
     /// Connection, body-budget and log counters.
     fn render_process(&self, out: &mut String) {
         let counters: [(&str, &str, &str, u64); 8] = [

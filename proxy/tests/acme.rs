@@ -2,8 +2,13 @@
 //! `pebble-challtestsrv` (its DNS answers every name with 127.0.0.1), all on 127.0.0.1.
 //! Pebble validates TLS-ALPN-01 on its `tlsPort`, so the proxy listens there. Evidence comes
 //! from outside the proxy where it can: pebble's own log (orders), curl trusting pebble's
-//! root, file modes from the file system. Missing `pebble` fails these tests (install it with
-//! `apt-get install pebble`); they never skip.
+//! root, file modes from the file system, `/metrics` scraped over HTTPS. Missing `pebble` fails
+//! these tests (install it with `apt-get install pebble`); they never skip.
+//!
+//! Debian's pebble (2.4.0) has no renewal information (ARI): its directory lacks
+//! `renewalInfo`, so it shows the lifetime rule. For ARI, [`FakeAri`] (a few lines of Python)
+//! serves pebble's directory with `renewalInfo` added and the windows the test chooses;
+//! everything else — account, orders, validation, certificates — is pebble's.
 
 mod common;
 
@@ -256,6 +261,168 @@ impl Drop for Pebble {
     }
 }
 
+/// Runs in front of pebble: `GET /dir` is pebble's directory plus `renewalInfo`, and
+/// `GET /renewal-info/ID` answers from `windows.json` — `first` for the first certificate
+/// asked about, `later` for any other — with its `Retry-After`. Every path asked is appended
+/// to `ari.log`.
+const FAKE_ARI: &str = r#"
+import json, os, ssl, sys, time, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+workdir, upstream = sys.argv[1], sys.argv[2]
+path = lambda name: os.path.join(workdir, name)
+to_pebble = ssl.create_default_context(cafile=path("ca.pem"))
+first = []
+stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+        with open(path("ari.log"), "a") as log:
+            log.write(self.path + "\n")
+        if self.path == "/dir":
+            directory = json.load(urllib.request.urlopen(upstream, context=to_pebble))
+            directory["renewalInfo"] = "https://127.0.0.1:%d/renewal-info" % self.server.server_port
+            return self.reply(directory, {})
+        cert_id = self.path.rsplit("/", 1)[-1]
+        if not first:
+            first.append(cert_id)
+        with open(path("windows.json")) as f:
+            window = json.load(f)["first" if cert_id == first[0] else "later"]
+        self.reply({"suggestedWindow": {"start": stamp(window["start"]), "end": stamp(window["end"])}},
+                   {"Retry-After": str(window["retry_after"])})
+    def reply(self, body, headers):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(path("cert.pem"), path("key.pem"))
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+with open(path("ari.port.tmp"), "w") as f:
+    f.write(str(server.server_port))
+os.rename(path("ari.port.tmp"), path("ari.port"))
+server.serve_forever()
+"#;
+
+/// [`FAKE_ARI`] running beside pebble (with pebble's HTTPS certificate).
+struct FakeAri {
+    child: Child,
+    dir: PathBuf,
+    /// The directory URL to give the proxy.
+    url: String,
+}
+
+impl FakeAri {
+    fn start(pebble: &Pebble) -> Self {
+        std::fs::write(pebble.dir.join("fake_ari.py"), FAKE_ARI).unwrap();
+        let child = Command::new("python3")
+            .arg(pebble.dir.join("fake_ari.py"))
+            .arg(&pebble.dir)
+            .arg(&pebble.url)
+            .stderr(Stdio::from(
+                std::fs::File::create(pebble.dir.join("ari.err")).unwrap(),
+            ))
+            .spawn()
+            .expect("python3 is needed for the renewal-information stand-in");
+        let port_file = pebble.dir.join("ari.port");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !port_file.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the ARI stand-in did not start: {}",
+                std::fs::read_to_string(pebble.dir.join("ari.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = std::fs::read_to_string(port_file).unwrap();
+        Self {
+            child,
+            dir: pebble.dir.clone(),
+            url: format!("https://127.0.0.1:{port}/dir"),
+        }
+    }
+
+    /// Sets the windows (seconds since the epoch) and the `Retry-After` of both.
+    fn windows(&self, first: (u64, u64), later: (u64, u64), retry_after: u64) {
+        let json = format!(
+            r#"{{"first":{{"start":{},"end":{},"retry_after":{retry_after}}},"later":{{"start":{},"end":{},"retry_after":{retry_after}}}}}"#,
+            first.0, first.1, later.0, later.1
+        );
+        let tmp = self.dir.join("windows.json.tmp");
+        std::fs::write(&tmp, json).unwrap();
+        std::fs::rename(tmp, self.dir.join("windows.json")).unwrap();
+    }
+
+    /// Renewal-information requests received.
+    fn polls(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("ari.log"))
+            .unwrap_or_default()
+            .matches("/renewal-info/")
+            .count()
+    }
+}
+
+impl Drop for FakeAri {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One series of the proxy's `/metrics`, fetched over HTTPS trusting `root`.
+fn scrape(port: u16, root: &Path, series: &str) -> Option<f64> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(root)
+        .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1"), "-H"])
+        .arg(format!("authorization: Bearer {TOKEN}"))
+        .arg(format!("https://{DOMAIN}:{port}/metrics"))
+        .output()
+        .unwrap();
+    metric(&String::from_utf8_lossy(&out.stdout), series)
+}
+
+/// The proxy's log lines containing `needle`, parsed.
+fn lines_with(proxy: &Proxy, needle: &str) -> Vec<serde_json::Value> {
+    proxy
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(needle))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Waits up to `secs` for `n` log lines containing `needle`.
+fn wait_lines(proxy: &Proxy, needle: &str, n: usize, secs: u64) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let found = lines_with(proxy, needle);
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} `{needle}` lines after {secs} s:\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// GET /ping over HTTPS to `DOMAIN` on 127.0.0.1 trusting `root`: the HTTP version used.
 fn ping(port: u16, root: &Path, version: &str) -> Option<String> {
     let out = Command::new("curl")
@@ -398,6 +565,133 @@ fn short_certificates_are_renewed_while_a_client_polls() {
     assert!(renewed, "no renewal within 50 s:\n{}", proxy.logs());
     assert!(ping(pebble.tls_port, &root, "--http1.1").is_some());
     assert_eq!(pebble.orders(), 2, "{}", pebble.log());
+
+    // Debian's pebble offers no renewal window: the lifetime rule chose the time, half of
+    // the 60-second lifetime before the end.
+    let (_, directory) = pebble.curl_ca(&[&pebble.url]);
+    assert!(!directory.contains("renewalInfo"), "{directory}");
+    let plans = lines_with(&proxy, "renewal scheduled");
+    assert!(
+        !plans.is_empty() && plans.iter().all(|p| p["rule"] == "lifetime"),
+        "{}",
+        proxy.logs()
+    );
+    let port = pebble.tls_port;
+    let expiry = scrape(
+        port,
+        &root,
+        &format!("ai_proxy_tls_certificate_expiry_timestamp_seconds{{domain=\"{DOMAIN}\"}}"),
+    )
+    .unwrap();
+    let renewal = scrape(
+        port,
+        &root,
+        "ai_proxy_tls_certificate_renewal_timestamp_seconds{rule=\"lifetime\"}",
+    )
+    .unwrap();
+    eprintln!(
+        "MEASURED lifetime rule: renewal {} s before notAfter",
+        expiry - renewal
+    );
+    assert!(
+        (29.0..=31.0).contains(&(expiry - renewal)),
+        "{expiry} {renewal}"
+    );
+    for (series, want) in [
+        ("ai_proxy_acme_orders_total{kind=\"issuance\"}", 1.0),
+        ("ai_proxy_acme_orders_total{kind=\"renewal\"}", 1.0),
+        ("ai_proxy_acme_renewal_info_total{result=\"ok\"}", 0.0),
+    ] {
+        assert_eq!(scrape(port, &root, series), Some(want), "{series}");
+    }
+}
+
+#[test]
+fn renewal_follows_the_cas_window_when_it_offers_one() {
+    // One-hour certificates: the lifetime rule would renew 30 minutes in. The CA's window
+    // says 25 to 28 minutes, then moves to a few seconds from now.
+    let pebble = Pebble::start(3600);
+    let root = pebble.root();
+    let ari = FakeAri::start(&pebble);
+    let t0 = unix_now();
+    let far = (t0 + 1500, t0 + 1680);
+    ari.windows(far, far, 1);
+    let cache = config_dir("", "").join("tls");
+    let env = pebble.env(&cache, "").replace(
+        &format!("ACME_DIRECTORY={}", pebble.url),
+        &format!("ACME_DIRECTORY={}", ari.url),
+    );
+    let proxy = Proxy::start_in(config_dir(&env, YAML));
+    wait_lines(&proxy, "certificate issued", 1, 20);
+    let plan = wait_lines(&proxy, "renewal scheduled", 1, 10).remove(0);
+    assert_eq!(plan["rule"], "ari", "{plan}");
+    let port = pebble.tls_port;
+    let at = scrape(
+        port,
+        &root,
+        "ai_proxy_tls_certificate_renewal_timestamp_seconds{rule=\"ari\"}",
+    )
+    .unwrap();
+    let secs = |t: u64| f64::from(u32::try_from(t).unwrap());
+    assert!(
+        (secs(far.0)..=secs(far.1)).contains(&at),
+        "{at} outside {far:?}"
+    );
+    // The window is fetched again at its Retry-After (1 s, the floor ACME_RETRY_BASE allows).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ari.polls() < 4 {
+        assert!(Instant::now() < deadline, "{} polls", ari.polls());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(pebble.orders(), 1, "{}", pebble.log());
+    let first = served_serial(port);
+
+    // The CA moves the window to 2-4 s from now: the next fetch sees it, the renewal follows.
+    let moved_at = unix_now();
+    let near = (moved_at + 2, moved_at + 4);
+    ari.windows(near, far, 1);
+    let issued = wait_lines(&proxy, "certificate issued", 2, 20);
+    let renewed_at = unix_now();
+    assert_eq!(issued[1]["kind"], "renewal");
+    assert!(renewed_at >= near.0, "renewed before the window opened");
+    assert_ne!(served_serial(port), first);
+    let chosen = lines_with(&proxy, "renewal scheduled")
+        .into_iter()
+        .find(|p| p["in_secs"].as_u64().is_some_and(|s| s <= 4))
+        .expect("a plan inside the moved window");
+    // The renewal order named the certificate it replaces. Pebble 2.4 ignores the field and
+    // does not echo it, so the proxy ordered again without it; a CA that honours it takes the
+    // first order.
+    let refused = lines_with(&proxy, "ordering without `replaces`");
+    assert!(refused.len() <= 1, "{}", proxy.logs());
+    eprintln!(
+        "MEASURED ARI: window moved to +2..+4 s at {moved_at}, plan {chosen}, renewed {} s after the move, orders refused for `replaces`: {}; the lifetime rule said +1800 s after notBefore",
+        renewed_at - moved_at,
+        refused.len()
+    );
+    assert_eq!(pebble.orders(), 2 + refused.len(), "{}", pebble.log());
+
+    // The new certificate gets its own (far) window and is not renewed again.
+    let plans = wait_lines(&proxy, "renewal scheduled", 3, 10);
+    assert_eq!(plans.last().unwrap()["rule"], "ari");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lines_with(&proxy, "certificate issued").len(), 2);
+    for (series, want) in [
+        ("ai_proxy_acme_orders_total{kind=\"issuance\"}", 1.0),
+        ("ai_proxy_acme_orders_total{kind=\"renewal\"}", 1.0),
+        ("ai_proxy_acme_renewal_info_total{result=\"failed\"}", 0.0),
+    ] {
+        assert_eq!(scrape(port, &root, series), Some(want), "{series}");
+    }
+    assert!(
+        scrape(
+            port,
+            &root,
+            "ai_proxy_acme_renewal_info_total{result=\"ok\"}"
+        )
+        .unwrap()
+            >= 5.0
+    );
 }
 
 #[test]

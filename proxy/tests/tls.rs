@@ -294,15 +294,21 @@ fn sighup_reloads_the_pair_and_a_bad_pair_is_rejected() {
         ),
         Some(2.0)
     );
-    // The expiry metric follows the served certificate, not the rejected files.
-    assert_eq!(
-        metric_value(
-            &proxy,
-            &b_cert,
-            "ai_proxy_tls_certificate_expiry_timestamp_seconds"
-        ),
-        Some(b_not_after)
-    );
+    // The expiry metric follows the served certificate, not the rejected files: one series
+    // per subjectAltName entry.
+    for domain in ["localhost", "127.0.0.1"] {
+        assert_eq!(
+            metric_value(
+                &proxy,
+                &b_cert,
+                &format!(
+                    "ai_proxy_tls_certificate_expiry_timestamp_seconds{{domain=\"{domain}\"}}"
+                )
+            ),
+            Some(b_not_after),
+            "{domain}"
+        );
+    }
 }
 
 #[test]
@@ -406,7 +412,10 @@ fn tls_config_errors_stop_the_start() {
     assert!(out.contains("mode: files"), "{out}");
     let (_, iso) = openssl_not_after(&dir.join("a.crt"));
     assert!(
-        err.contains(&format!("TLS: serving {}", dir.join("cert.pem").display())),
+        err.contains(&format!(
+            "TLS: serving {} for localhost, 127.0.0.1 (",
+            dir.join("cert.pem").display()
+        )),
         "{err}"
     );
     assert!(err.contains(&format!("expires {iso}")), "{err}");

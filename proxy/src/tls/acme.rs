@@ -1,8 +1,9 @@
 //! Automatic certificates (`TLS_DOMAINS`): the ACME account, orders answered with TLS-ALPN-01
-//! on the service port, the cache, and the schedule — renew when a third of the lifetime is
-//! left (half for certificates under 10 days), retry a failure after 1, 10 and 100 times
-//! `ACME_RETRY_BASE` (1 minute), then daily, and keep serving the current certificate while it
-//! is valid. instant-acme speaks the protocol; serving, storage and scheduling are here.
+//! on the service port, the cache, and the loop that renews when [`schedule`] says — inside
+//! the CA's renewal window (ARI) when it offers one, naming the certificate replaced, else at
+//! a third of the lifetime left — retries failures on Let's Encrypt's schedule, and keeps
+//! serving the current certificate while it is valid. instant-acme speaks the protocol;
+//! serving, storage and scheduling are here.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -12,21 +13,19 @@ use bytes::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, ChallengeType, Identifier,
-    NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, CertificateIdentifier,
+    ChallengeType, Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, Der};
 use rustls::sign::CertifiedKey;
 
 use super::cache::Cache;
+use super::schedule::{self, AriPick, DAY};
 use super::{Certs, expiry, pair_from_pem};
 use crate::config::settings::AcmeSettings;
 use crate::log;
-use crate::metrics::{AcmeFailure, Metrics};
-
-/// The longest wait between retries, and between checks of a certificate far from renewal.
-const DAY: Duration = Duration::from_hours(24);
+use crate::metrics::{AcmeFailure, AcmeOrder, Metrics, RenewalRule};
 
 /// Obtains and renews the certificate of `TLS_DOMAINS`.
 pub struct Manager {
@@ -77,6 +76,30 @@ impl Failure {
     }
 }
 
+/// When the served certificate is to be renewed, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    /// Seconds since the epoch.
+    at: i64,
+    rule: RenewalRule,
+    /// The CA's window, under ARI.
+    window: Option<(i64, i64)>,
+    /// When to look again if `at` is later: the window may move.
+    recheck: Duration,
+    /// The certificate's name for the CA, sent with the renewal order under ARI.
+    replaces: Option<CertificateIdentifier<'static>>,
+}
+
+/// What the CA says about renewing one certificate.
+enum RenewalInfo {
+    /// The suggested window (seconds since the epoch) and when to ask again.
+    Window(i64, i64, Duration),
+    /// The directory has no `renewalInfo`.
+    Unsupported,
+    /// The CA or its answer failed.
+    Failed(String),
+}
+
 impl Manager {
     /// Prepares the cache directory and serves the cached certificate, if any.
     pub fn load(settings: AcmeSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
@@ -110,17 +133,17 @@ impl Manager {
         })
     }
 
-    /// Exports the served certificate's expiry; returns it for log lines.
+    /// Exports the served certificate's names and expiry; returns the expiry for log lines.
     fn note_expiry(&self) -> Option<String> {
-        let not_after = self.certs.not_after();
-        self.metrics.set_tls_not_after(not_after);
-        not_after.map(expiry::rfc3339)
+        super::note_certificate(&self.certs, &self.metrics)
     }
 
     /// Issues when there is no certificate, renews when due, retries failures on the
     /// schedule; forever.
     pub async fn run(self: Arc<Self>) {
         let mut failures: u32 = 0;
+        let mut pick = AriPick::default();
+        let mut shown: Option<Plan> = None;
         if let Some(not_after) = self.note_expiry() {
             log::info("serving the cached certificate")
                 .str("domains", &self.settings.domains.join(","))
@@ -128,69 +151,212 @@ impl Manager {
                 .emit();
         }
         loop {
-            let wait = self.until_renewal();
-            if !wait.is_zero() {
-                tokio::time::sleep(wait.min(DAY)).await;
-                continue;
+            let plan = match self.certs.current() {
+                Some(current) => Some(self.plan(&current, &mut pick).await),
+                None => None,
+            };
+            if let Some(plan) = &plan {
+                self.show(plan, &mut shown);
+                let wait = u64::try_from(plan.at.saturating_sub(now())).unwrap_or(0);
+                if wait > 0 {
+                    let wait = Duration::from_secs(wait).min(plan.recheck).min(DAY);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
             }
-            self.metrics.record_acme_attempt();
-            let started = std::time::Instant::now();
-            match self.issue().await {
-                Ok(pair) => {
-                    self.certs.replace(pair);
-                    failures = 0;
-                    log::info("certificate issued")
-                        .str("domains", &self.settings.domains.join(","))
-                        .opt_str("not_after", self.note_expiry().as_deref())
-                        .u64(
-                            "ms",
-                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        )
-                        .emit();
-                }
-                Err(failure) => {
-                    self.certs.clear_challenges();
-                    self.metrics.record_acme_failure(failure.reason);
-                    let retry = retry_delay(failures, self.settings.retry_base);
-                    failures = failures.saturating_add(1);
-                    log::error(if self.certs.current().is_some() {
-                        "certificate renewal failed; still serving the current certificate"
-                    } else {
-                        "certificate issuance failed; HTTPS handshakes fail until it succeeds"
-                    })
+            let replaces = plan.and_then(|p| p.replaces);
+            self.order(replaces.as_ref(), &mut failures).await;
+        }
+    }
+
+    /// Logs and exports a renewal plan when it differs from the last one shown.
+    fn show(&self, plan: &Plan, shown: &mut Option<Plan>) {
+        let same = shown
+            .as_ref()
+            .is_some_and(|s| (s.at, s.rule, s.window) == (plan.at, plan.rule, plan.window));
+        if same {
+            return;
+        }
+        self.metrics.set_tls_renewal(plan.at, plan.rule);
+        let mut line = log::info("renewal scheduled")
+            .str("domains", &self.settings.domains.join(","))
+            .str("rule", plan.rule.as_str())
+            .str("at", &expiry::rfc3339(plan.at))
+            .u64(
+                "in_secs",
+                u64::try_from(plan.at.saturating_sub(now())).unwrap_or(0),
+            );
+        if let Some((start, end)) = plan.window {
+            line = line
+                .str("window_start", &expiry::rfc3339(start))
+                .str("window_end", &expiry::rfc3339(end))
+                .u64("recheck_in_secs", plan.recheck.as_secs());
+        }
+        line.emit();
+        *shown = Some(plan.clone());
+    }
+
+    /// One order, its outcome logged and counted; after a failure, waits as the retry
+    /// schedule says.
+    async fn order(&self, replaces: Option<&CertificateIdentifier<'static>>, failures: &mut u32) {
+        let kind = if self.certs.current().is_some() {
+            AcmeOrder::Renewal
+        } else {
+            AcmeOrder::Issuance
+        };
+        self.metrics.record_acme_order(kind);
+        let started = std::time::Instant::now();
+        match self.issue(replaces).await {
+            Ok(pair) => {
+                self.certs.replace(pair);
+                *failures = 0;
+                log::info("certificate issued")
                     .str("domains", &self.settings.domains.join(","))
-                    .str("reason", failure.reason.as_str())
-                    .str("error", &failure.message)
-                    .u64("failures", u64::from(failures))
-                    .u64("retry_in_secs", retry.as_secs())
+                    .str("kind", kind.as_str())
+                    .opt_str("not_after", self.note_expiry().as_deref())
+                    .u64(
+                        "ms",
+                        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    )
                     .emit();
-                    tokio::time::sleep(retry).await;
-                }
+            }
+            Err(failure) => {
+                self.certs.clear_challenges();
+                self.metrics.record_acme_failure(failure.reason);
+                let retry = schedule::retry_delay(*failures, self.settings.retry_base);
+                *failures = failures.saturating_add(1);
+                log::error(if self.certs.current().is_some() {
+                    "certificate renewal failed; still serving the current certificate"
+                } else {
+                    "certificate issuance failed; HTTPS handshakes fail until it succeeds"
+                })
+                .str("domains", &self.settings.domains.join(","))
+                .str("reason", failure.reason.as_str())
+                .str("error", &failure.message)
+                .u64("failures", u64::from(*failures))
+                .u64("retry_in_secs", retry.as_secs())
+                .emit();
+                tokio::time::sleep(retry).await;
             }
         }
     }
 
-    /// Zero when an order is due: no certificate, or its renewal time has come.
-    fn until_renewal(&self) -> Duration {
-        let Some(current) = self.certs.current() else {
-            return Duration::ZERO;
+    /// When to renew `current`: inside the CA's window if it has one for it, else by the
+    /// lifetime rule. An unreadable certificate is renewed at once.
+    async fn plan(&self, current: &CertifiedKey, pick: &mut AriPick) -> Plan {
+        let facts = current.end_entity_cert().ok().and_then(|d| expiry::read(d));
+        let Some(facts) = facts else {
+            return Plan {
+                at: 0,
+                rule: RenewalRule::Lifetime,
+                window: None,
+                recheck: DAY,
+                replaces: None,
+            };
         };
-        let Some((before, after)) = current
-            .end_entity_cert()
-            .ok()
-            .and_then(|der| expiry::validity(der))
-        else {
-            return Duration::ZERO;
+        let lifetime = Plan {
+            at: schedule::renewal_time(facts.not_before, facts.not_after),
+            rule: RenewalRule::Lifetime,
+            window: None,
+            recheck: DAY,
+            replaces: None,
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let at = renewal_time(before, after);
-        Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+        // Without an authority key identifier the certificate cannot be named to the CA.
+        let Some(aki) = facts.authority_key_id else {
+            return lifetime;
+        };
+        let id = CertificateIdentifier::new(Der::from_slice(aki), Der::from_slice(facts.serial))
+            .into_owned();
+        let problem = match self.renewal_info(&id).await {
+            RenewalInfo::Unsupported => return lifetime,
+            RenewalInfo::Window(start, end, retry_after) => {
+                let recheck = schedule::poll_interval(retry_after, self.settings.retry_base);
+                if schedule::window_usable(start, end, facts.not_after) {
+                    return Plan {
+                        at: pick.at(start, end, random_u64()),
+                        rule: RenewalRule::Ari,
+                        window: Some((start, end)),
+                        recheck,
+                        replaces: Some(id),
+                    };
+                }
+                format!(
+                    "the suggested window {} to {} ends after the certificate expires",
+                    expiry::rfc3339(start),
+                    expiry::rfc3339(end)
+                )
+            }
+            RenewalInfo::Failed(e) => e,
+        };
+        log::warn("no usable renewal window from the CA; renewing by the lifetime rule")
+            .str("error", &problem)
+            .u64("recheck_in_secs", schedule::ARI_MAX_POLL.as_secs())
+            .emit();
+        Plan {
+            recheck: schedule::ARI_MAX_POLL,
+            ..lifetime
+        }
+    }
+
+    /// The CA's renewal window for the certificate `id`, counted in the metrics.
+    async fn renewal_info(&self, id: &CertificateIdentifier<'_>) -> RenewalInfo {
+        let account = match self.account().await {
+            Ok(account) => account,
+            Err(failure) => return RenewalInfo::Failed(failure.message),
+        };
+        let info = match account.renewal_info(id).await {
+            Ok((info, retry_after)) => RenewalInfo::Window(
+                info.suggested_window.start.unix_timestamp(),
+                info.suggested_window.end.unix_timestamp(),
+                retry_after,
+            ),
+            Err(instant_acme::Error::Unsupported(_)) => return RenewalInfo::Unsupported,
+            Err(e) => RenewalInfo::Failed(Failure::from_acme("renewal information", &e).message),
+        };
+        self.metrics
+            .record_acme_renewal_info(matches!(info, RenewalInfo::Window(..)));
+        info
+    }
+
+    /// A new order for the names; naming the certificate it replaces when given. A CA that
+    /// refuses that (an earlier order already replaced it, or it does not echo the field)
+    /// gets a plain order: the renewal matters more than the CA's bookkeeping.
+    async fn new_order(
+        &self,
+        account: &Account,
+        identifiers: &[Identifier],
+        replaces: Option<&CertificateIdentifier<'static>>,
+    ) -> Result<Order, Failure> {
+        if let Some(id) = replaces {
+            let named = NewOrder::new(identifiers).replaces(id.clone());
+            match account.new_order(&named).await {
+                Ok(order) => return Ok(order),
+                Err(e) => {
+                    let failure = Failure::from_acme("new order replacing the certificate", &e);
+                    if matches!(
+                        failure.reason,
+                        AcmeFailure::Unreachable | AcmeFailure::Timeout
+                    ) {
+                        return Err(failure);
+                    }
+                    log::warn("the CA refused the order naming the certificate it replaces; ordering without `replaces`")
+                        .str("replaces", &id.to_string())
+                        .str("error", &failure.message)
+                        .emit();
+                }
+            }
+        }
+        account
+            .new_order(&NewOrder::new(identifiers))
+            .await
+            .map_err(|e| Failure::from_acme("new order", &e))
     }
 
     /// One order from account to stored certificate.
-    async fn issue(&self) -> Result<CertifiedKey, Failure> {
+    async fn issue(
+        &self,
+        replaces: Option<&CertificateIdentifier<'static>>,
+    ) -> Result<CertifiedKey, Failure> {
         let account = self.account().await?;
         let identifiers: Vec<Identifier> = self
             .settings
@@ -198,10 +364,7 @@ impl Manager {
             .iter()
             .map(|d| Identifier::Dns(d.clone()))
             .collect();
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(|e| Failure::from_acme("new order", &e))?;
+        let mut order = self.new_order(&account, &identifiers, replaces).await?;
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
             let mut authz = authz.map_err(|e| Failure::from_acme("authorization", &e))?;
@@ -384,48 +547,17 @@ fn challenge_certificate(domain: &str, digest: &[u8]) -> Result<CertifiedKey, Fa
     Ok(CertifiedKey::new(vec![cert.der().clone()], signing))
 }
 
-/// When to renew a certificate valid from `before` to `after` (seconds since the epoch): a
-/// third of its lifetime before the end, half for lifetimes under 10 days.
-#[must_use]
-pub fn renewal_time(before: i64, after: i64) -> i64 {
-    let lifetime = after.saturating_sub(before).max(0);
-    let left = if lifetime < 10 * 86_400 {
-        lifetime / 2
-    } else {
-        lifetime / 3
-    };
-    after - left
+/// Seconds since the epoch.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The wait after the `failures`-th consecutive failure (0-based): `base`, 10 × `base`,
-/// 100 × `base`, then daily.
-#[must_use]
-pub fn retry_delay(failures: u32, base: Duration) -> Duration {
-    match failures {
-        0 => base,
-        1 => base * 10,
-        2 => base * 100,
-        _ => DAY,
-    }
-    .min(DAY)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renewal_at_a_third_or_half_of_the_lifetime() {
-        let day = 86_400;
-        assert_eq!(renewal_time(0, 90 * day), 60 * day);
-        assert_eq!(renewal_time(0, 60), 30);
-        assert_eq!(renewal_time(0, 6 * day), 3 * day);
-    }
-
-    #[test]
-    fn retry_schedule_is_lets_encrypts() {
-        let m = Duration::from_mins(1);
-        let got: Vec<u64> = (0..5).map(|n| retry_delay(n, m).as_secs()).collect();
-        assert_eq!(got, [60, 600, 6000, 86_400, 86_400]);
-    }
+/// A random number from the operating system, to pick a time inside the CA's window.
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // Without randomness the window's start is still a time the CA accepts.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    u64::from_le_bytes(bytes)
 }

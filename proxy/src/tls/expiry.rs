@@ -1,6 +1,33 @@
-//! A certificate's `notAfter`, read from its DER with a minimal walk (certificate →
-//! tbsCertificate → validity), so the expiry can be logged, shown by `check-config` and
-//! exported as a metric without an X.509 crate.
+//! What renewal and reporting need from a certificate, read from its DER with a minimal walk
+//! (certificate → tbsCertificate → validity, extensions) without an X.509 crate: the validity
+//! (logs, `check-config`, the expiry metric, the lifetime rule), the subjectAltName entries
+//! (the metric's `domain` label, `check-config`), and the serial number and authority key
+//! identifier that name the certificate to the CA's renewal information (ARI, RFC 9773).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+const SEQUENCE: u8 = 0x30;
+const OID: u8 = 0x06;
+const OCTET_STRING: u8 = 0x04;
+/// `id-ce-subjectAltName`, 2.5.29.17, as DER content.
+const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+/// `id-ce-authorityKeyIdentifier`, 2.5.29.35, as DER content.
+const AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
+
+/// The facts read from one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts<'a> {
+    /// `notBefore`, seconds since the Unix epoch.
+    pub not_before: i64,
+    /// `notAfter`, seconds since the Unix epoch.
+    pub not_after: i64,
+    /// The serial number's DER content (sign byte included), as ARI wants it.
+    pub serial: &'a [u8],
+    /// The authority key identifier's `keyIdentifier`, when the certificate has one.
+    pub authority_key_id: Option<&'a [u8]>,
+    /// The subjectAltName DNS names and IP addresses, in certificate order.
+    pub names: Vec<String>,
+}
 
 /// One DER element: its tag, its content and what follows it.
 fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -30,7 +57,18 @@ pub fn not_after(der: &[u8]) -> Option<i64> {
 /// `notBefore` and `notAfter` of a DER certificate, in seconds since the Unix epoch.
 #[must_use]
 pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
-    const SEQUENCE: u8 = 0x30;
+    read(der).map(|f| (f.not_before, f.not_after))
+}
+
+/// The subjectAltName entries of a DER certificate (empty when unreadable).
+#[must_use]
+pub fn names(der: &[u8]) -> Vec<String> {
+    read(der).map(|f| f.names).unwrap_or_default()
+}
+
+/// Reads a DER certificate's facts; `None` when it is not one.
+#[must_use]
+pub fn read(der: &[u8]) -> Option<Facts<'_>> {
     let (SEQUENCE, cert, _) = element(der)? else {
         return None;
     };
@@ -41,15 +79,78 @@ pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
     if tbs.first() == Some(&0xa0) {
         tbs = element(tbs)?.2;
     }
-    for _ in 0..3 {
-        tbs = element(tbs)?.2;
-    }
-    let (SEQUENCE, validity, _) = element(tbs)? else {
+    let (0x02, serial, rest) = element(tbs)? else {
+        return None;
+    };
+    tbs = element(element(rest)?.2)?.2;
+    let (SEQUENCE, validity, rest) = element(tbs)? else {
         return None;
     };
     let (before_tag, before, after) = element(validity)?;
     let (after_tag, after, _) = element(after)?;
-    Some((time(before_tag, before)?, time(after_tag, after)?))
+    // Subject and public key, then the optional unique identifiers and `[3] extensions`.
+    tbs = element(element(rest)?.2)?.2;
+    let mut facts = Facts {
+        not_before: time(before_tag, before)?,
+        not_after: time(after_tag, after)?,
+        serial,
+        authority_key_id: None,
+        names: Vec::new(),
+    };
+    while let Some((tag, content, rest)) = element(tbs) {
+        if tag == 0xa3 {
+            read_extensions(content, &mut facts)?;
+        }
+        tbs = rest;
+    }
+    Some(facts)
+}
+
+/// Fills the names and the authority key identifier from `[3] extensions`' content.
+fn read_extensions<'a>(explicit: &'a [u8], facts: &mut Facts<'a>) -> Option<()> {
+    let (SEQUENCE, mut list, _) = element(explicit)? else {
+        return None;
+    };
+    while let Some((SEQUENCE, extension, rest)) = element(list) {
+        list = rest;
+        let (OID, oid, mut fields) = element(extension)? else {
+            return None;
+        };
+        // The optional `critical` BOOLEAN, then the value.
+        let value = loop {
+            let (tag, content, next) = element(fields)?;
+            if tag == OCTET_STRING {
+                break content;
+            }
+            fields = next;
+        };
+        let (SEQUENCE, mut inner, _) = element(value)? else {
+            continue;
+        };
+        while let Some((tag, content, next)) = element(inner) {
+            inner = next;
+            match (oid, tag, content.len()) {
+                // dNSName [2] and iPAddress [7] of a GeneralName.
+                (SUBJECT_ALT_NAME, 0x82, _) => {
+                    facts
+                        .names
+                        .push(String::from_utf8_lossy(content).into_owned());
+                }
+                (SUBJECT_ALT_NAME, 0x87, 4) => {
+                    let octets: [u8; 4] = content.try_into().ok()?;
+                    facts.names.push(Ipv4Addr::from(octets).to_string());
+                }
+                (SUBJECT_ALT_NAME, 0x87, 16) => {
+                    let octets: [u8; 16] = content.try_into().ok()?;
+                    facts.names.push(Ipv6Addr::from(octets).to_string());
+                }
+                // keyIdentifier [0] of AuthorityKeyIdentifier.
+                (AUTHORITY_KEY_ID, 0x80, _) => facts.authority_key_id = Some(content),
+                _ => {}
+            }
+        }
+    }
+    Some(())
 }
 
 /// A UTCTime or GeneralizedTime in seconds since the epoch.
@@ -122,6 +223,27 @@ mod tests {
         );
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(parse_time("2026112721554Z"), None);
+    }
+
+    #[test]
+    fn names_serial_and_authority_key_id_are_read() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(vec![]).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_id = ca.key_identifier(&ca_key);
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["a.example".into(), "127.0.0.1".into()]).unwrap();
+        leaf.serial_number = Some(vec![0x00, 0x9f, 0x01].into());
+        leaf.use_authority_key_identifier_extension = true;
+        let cert = leaf
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+            .unwrap();
+        let facts = read(cert.der()).unwrap();
+        assert_eq!(facts.names, ["a.example", "127.0.0.1"]);
+        assert_eq!(facts.serial, [0x00, 0x9f, 0x01]);
+        assert_eq!(facts.authority_key_id, Some(ca_id.as_slice()));
+        assert!(facts.not_before < facts.not_after);
     }
 
     #[test]

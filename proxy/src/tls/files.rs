@@ -67,9 +67,7 @@ impl CertFiles {
 
     /// Exports the served certificate's expiry; returns it for the log line.
     pub fn note_expiry(&self, metrics: &Metrics) -> Option<String> {
-        let not_after = self.certs.not_after();
-        metrics.set_tls_not_after(not_after);
-        not_after.map(super::expiry::rfc3339)
+        super::note_certificate(&self.certs, metrics)
     }
 
     /// Reloads on every SIGHUP, and when the files' content changed (checked every `poll`,

@@ -7,6 +7,7 @@ pub mod acme;
 pub mod cache;
 pub mod expiry;
 pub mod files;
+pub mod schedule;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -192,6 +193,23 @@ impl ResolvesServerCert for Certs {
 #[must_use]
 pub fn not_after(pair: &CertifiedKey) -> Option<i64> {
     expiry::validity(pair.end_entity_cert().ok()?).map(|(_, after)| after)
+}
+
+/// A pair's leaf subjectAltName entries (DNS names, IP addresses).
+#[must_use]
+pub fn names(pair: &CertifiedKey) -> Vec<String> {
+    pair.end_entity_cert()
+        .map(|der| expiry::names(der))
+        .unwrap_or_default()
+}
+
+/// Exports the served certificate's names and expiry to the metrics; returns the expiry for
+/// log lines.
+pub fn note_certificate(certs: &Certs, metrics: &Metrics) -> Option<String> {
+    let current = certs.current();
+    let not_after = current.as_deref().and_then(not_after);
+    metrics.set_tls_certificate(current.as_deref().map(names).unwrap_or_default(), not_after);
+    not_after.map(expiry::rfc3339)
 }
 
 /// The TLS side of the listener.
