@@ -273,10 +273,18 @@ impl Acceptor {
 }
 
 /// Answers a plain-HTTP request with a short 400 naming the fix, then closes. The request
-/// is read first (what arrived) so the close does not reset the answer away.
+/// head is read first, up to its blank line (or 4 KiB), even when it arrives in several
+/// segments: closing with unread bytes would reset the answer away, and a client still
+/// writing its head would see a broken pipe instead of the 400.
 async fn refuse_plain(mut stream: TcpStream) {
     let mut request = [0u8; 4096];
-    let _ = stream.read(&mut request).await;
+    let mut n = 0;
+    while n < request.len() && !request[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut request[n..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => n += read,
+        }
+    }
     let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
     let _ = stream.shutdown().await;
 }
