@@ -302,7 +302,10 @@ impl Manager {
     async fn renewal_info(&self, id: &CertificateIdentifier<'_>) -> RenewalInfo {
         let account = match self.account().await {
             Ok(account) => account,
-            Err(failure) => return RenewalInfo::Failed(failure.message),
+            Err(failure) => {
+                self.metrics.record_acme_renewal_info(false);
+                return RenewalInfo::Failed(failure.message);
+            }
         };
         let info = match account.renewal_info(id).await {
             Ok((info, retry_after)) => RenewalInfo::Window(
