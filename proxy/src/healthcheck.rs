@@ -73,11 +73,12 @@ fn get_ping(
     host: &str,
     port: u16,
 ) -> Result<(), String> {
-    write!(
-        stream,
-        "GET /ping HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("cannot send to {addr}: {e}"))?;
+    // One write: `write!` sends each formatted piece separately, and a server that answers
+    // the first piece (the TLS port's plain-HTTP refusal) would meet a broken pipe.
+    let request = format!("GET /ping HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("cannot send to {addr}: {e}"))?;
     let mut buf = [0u8; 64];
     let mut n = 0;
     while n < 12 {

@@ -112,7 +112,8 @@ pub struct AcmeSettings {
     pub ca_file: Option<PathBuf>,
     /// `TLS_CACHE_DIR`: account and certificate keys (default `/app/tls`).
     pub cache_dir: PathBuf,
-    /// `ACME_RETRY_BASE`: the first retry after a failure; then ×10, ×100, then daily.
+    /// `ACME_RETRY_BASE`: the first retry after a failure; then ×10, ×100, then daily. Also the
+    /// shortest wait between two fetches of the CA's renewal window (ARI).
     #[serde(serialize_with = "serialize_duration")]
     pub retry_base: Duration,
 }
