@@ -1296,3 +1296,31 @@ mod props {
         }
     }
 }
+
+/// The fixture tables' size per direction, printed for the record (`--nocapture`), and each
+/// table non-empty so a lost table fails.
+#[test]
+fn fixture_counts() {
+    let counts = [
+        (
+            "openai client -> anthropic upstream: requests",
+            openai_request_cases().len(),
+        ),
+        (
+            "openai client -> anthropic upstream: streams",
+            to_openai_cases().len(),
+        ),
+        (
+            "anthropic client -> openai upstream: requests",
+            anthropic_request_cases().len(),
+        ),
+        (
+            "anthropic client -> openai upstream: streams",
+            to_anthropic_cases().len(),
+        ),
+    ];
+    for (what, n) in counts {
+        println!("MEASURED fixture cases, {what}: {n}");
+        assert!(n > 0, "{what}");
+    }
+}
