@@ -441,7 +441,12 @@ async fn falls_back_across_refused_500_429_and_timeout_then_relays_the_last_answ
     // Metrics are recorded with the log line, when the relayed body is dropped.
     proxy.wait_log("\"model\":\"client-error\"");
     proxy.wait_log("\"model\":\"limited\"");
-    let metrics = metrics_text(&proxy).await;
+    fallback_metrics_are_counted(&proxy).await;
+}
+
+/// The metrics of `falls_back_across_refused_500_429_and_timeout_then_relays_the_last_answer`.
+async fn fallback_metrics_are_counted(proxy: &Proxy) {
+    let metrics = metrics_text(proxy).await;
     for needle in [
         "ai_proxy_requests_total{model=\"chain\",provider=\"good\",status=\"200\"} 1",
         "ai_proxy_requests_total{model=\"doomed\",provider=\"p503\",status=\"503\"} 1",

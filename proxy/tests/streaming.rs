@@ -341,7 +341,7 @@ async fn translated_idle_upstream_is_an_error_chunk() {
     proxy.wait_log("idle_timeout\"");
 }
 
-/// An OpenAI client on an anthropic-kind upstream: the proxy's keepalives while the upstream
+/// A chat-completions client on an anthropic-kind upstream: the proxy's keepalives while the upstream
 /// is silent are `: keepalive` comments, as are the upstream's `ping` events (the translate
 /// fixtures pin that one down); no Anthropic event reaches the client.
 #[tokio::test]
