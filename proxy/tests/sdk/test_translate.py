@@ -252,6 +252,30 @@ def test_anthropic_sdk_on_interleaved_parallel_tool_calls(claude, scripted):
     assert [(b.id, b.name, b.input) for b in streamed.content] == [(c[0], c[1], json.loads(c[2])) for c in calls]
 
 
+def test_thinking_tool_loop_on_a_reasoning_openai_upstream(claude, scripted):
+    """thinking with a budget asks the OpenAI-kind upstream for reasoning_effort; its
+    reasoning_content comes back as thinking blocks, and when the client replays them in a tool
+    loop, every assistant tool-call turn carries reasoning_content again, empty when it had
+    none (DeepSeek and Kimi refuse the turn otherwise)."""
+    turns = [[("think", "First, list."), ("tool", "call_1", "ls", '{"p": "."}')],
+             [("tool", "call_2", "ls", '{"p": ".."}')],
+             [("text", "done")]]
+    messages = [{"role": "user", "content": "look around"}]
+    for n, parts in enumerate(turns):
+        scripted.reply = openai_reply(parts, "tool_calls" if parts[-1][0] == "tool" else "stop", {"prompt_tokens": 1, "completion_tokens": 1})
+        with claude.messages.stream(model="gpt-4o-mini", max_tokens=20000, thinking={"type": "enabled", "budget_tokens": 8000},
+                                    messages=messages) as stream:
+            reply = stream.get_final_message()
+        up = scripted.last()["body"]
+        assert up["reasoning_effort"] == "medium" and "thinking" not in up
+        assistants = [m for m in up["messages"] if m["role"] == "assistant"]
+        assert [m.get("reasoning_content") for m in assistants] == ["First, list.", ""][:n]
+        messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
+        if parts[-1][0] == "tool":
+            messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": reply.content[-1].id, "content": "ok"}]})
+    assert [b.type for b in reply.content] == ["text"]
+
+
 def openai_view(c):
     m = c.choices[0].message
     return {"id": c.id, "finish_reason": c.choices[0].finish_reason, "content": m.content,
