@@ -33,6 +33,9 @@ pub struct Forwarded {
     pub transform: Transform,
     /// Client parameters the translation dropped, for `x-ai-proxy-dropped`.
     pub dropped: Option<HeaderValue>,
+    /// Set when every target failed and this is the last one's 429 or 5xx answer, relayed:
+    /// what went wrong, for the log line.
+    pub failed: Option<String>,
 }
 
 /// The client request parts that matter upstream.
@@ -53,6 +56,8 @@ pub struct ClientRequest<'a> {
 struct Failed {
     failure: UpstreamFailure,
     message: String,
+    /// The upstream's answer, when it was a 429 or 5xx.
+    response: Option<Response<Incoming>>,
 }
 
 impl UpstreamFailure {
@@ -67,7 +72,9 @@ impl UpstreamFailure {
 /// Tries `model`'s targets in order. Falls back freely when the request never reached the
 /// upstream (connect or TLS failure) or the upstream refused it (429, 5xx); after an
 /// ambiguous failure only when the provider says `retry_ambiguous: true`. Returns the first
-/// other response. Nothing has reached the client yet.
+/// other response or, when every target failed and the last one answered 429 or 5xx, that
+/// answer (its status, `retry-after` and body are the client's best information). Nothing
+/// has reached the client yet.
 pub async fn forward(
     upstreams: &Upstreams,
     model: &Model,
@@ -76,8 +83,8 @@ pub async fn forward(
 ) -> Result<Forwarded, ProxyError> {
     let mut usable = 0u32;
     let mut missing: Vec<&str> = Vec::new();
-    let mut last = String::new();
     let mut untranslatable = None;
+    let mut tried = Tried::default();
     if count_tokens_unservable(upstreams, model, client) {
         return Err(ProxyError::NoTargetForApi {
             model: model.name.to_string(),
@@ -103,7 +110,7 @@ pub async fn forward(
                 continue;
             }
         };
-        log.attempts += 1;
+        tried.next_attempt(log);
         log.provider = Some(provider.name.clone());
         let request =
             build_request(provider, client, transform, body, &log.request_id).map_err(|e| {
@@ -113,45 +120,120 @@ pub async fn forward(
                     last: e,
                 }
             })?;
-        match attempt(upstreams, target.provider, request, log).await {
-            Ok(response) => {
-                if let Some(shape) = transform.upstream_shape() {
-                    // Usage is read in the upstream's format, before translation.
-                    log.usage = crate::usage::UsageObserver::new(shape, false);
-                }
-                return Ok(Forwarded {
-                    response,
-                    provider: provider.clone(),
-                    transform,
-                    dropped,
-                });
-            }
-            Err(Failed { failure, message }) => {
-                let fallback = !failure.is_ambiguous() || provider.retry_ambiguous;
-                log.attempt_failed(&provider.name, failure, fallback);
-                fallback_log(log, provider, &message);
-                if !fallback {
-                    last = format!(
-                        "{message}; not sent to another target because provider `{}` may have received it (set retry_ambiguous: true on it to allow)",
-                        provider.name
-                    );
+        let result = attempt(upstreams, target.provider, request, log).await;
+        let answer = |response| Answer {
+            response,
+            provider,
+            transform,
+            dropped,
+        };
+        match result {
+            Ok(response) => return Ok(answer(response).forwarded(None, log)),
+            Err(failed) => {
+                let response = failed.response.map(answer);
+                if !tried.failed(provider, failed.failure, failed.message, response, log) {
                     break;
                 }
-                last = message;
             }
         }
     }
     if let Some(e) = untranslatable.filter(|_| log.attempts == 0) {
         return Err(e);
     }
-    Err(no_answer(
-        model,
-        client,
-        usable,
-        log.attempts,
-        &missing,
-        last,
-    ))
+    let attempts = log.attempts;
+    tried.finish(log, |last| {
+        no_answer(model, client, usable, attempts, &missing, last)
+    })
+}
+
+/// A target's response, with what relaying it needs.
+struct Answer<'a> {
+    response: Response<Incoming>,
+    provider: &'a Arc<Provider>,
+    transform: Transform,
+    dropped: Option<HeaderValue>,
+}
+
+impl Answer<'_> {
+    /// The response to relay; `failed` when it is a failed last attempt's answer. Usage is
+    /// read in the upstream's format.
+    fn forwarded(self, failed: Option<String>, log: &mut RequestLog) -> Forwarded {
+        if let Some(shape) = self.transform.upstream_shape() {
+            // Usage is read in the upstream's format, before translation.
+            log.usage = crate::usage::UsageObserver::new(shape, false);
+        }
+        Forwarded {
+            response: self.response,
+            provider: self.provider.clone(),
+            transform: self.transform,
+            dropped: self.dropped,
+            failed,
+        }
+    }
+}
+
+/// What the failed attempts so far leave behind.
+#[derive(Default)]
+struct Tried<'a> {
+    /// How the last one failed.
+    last: String,
+    /// The last one's 429/5xx answer, kept until another attempt starts.
+    held: Option<Answer<'a>>,
+    /// The last failed attempt: its fallback counts as taken once another attempt starts.
+    pending: Option<(&'a Arc<Provider>, UpstreamFailure)>,
+}
+
+impl<'a> Tried<'a> {
+    /// Another attempt starts: the previous one's fallback was taken.
+    fn next_attempt(&mut self, log: &mut RequestLog) {
+        // Dropping the previous answer frees its connection before the next one is used.
+        self.held = None;
+        if let Some((p, failure)) = self.pending.take() {
+            log.attempt_failed(&p.name, failure, true);
+        }
+        log.attempts += 1;
+    }
+
+    /// Notes a failed attempt; whether the next target may be tried.
+    fn failed(
+        &mut self,
+        provider: &'a Arc<Provider>,
+        failure: UpstreamFailure,
+        message: String,
+        answer: Option<Answer<'a>>,
+        log: &mut RequestLog,
+    ) -> bool {
+        fallback_log(log, provider, &message);
+        if !failure.is_ambiguous() || provider.retry_ambiguous {
+            self.pending = Some((provider, failure));
+            self.held = answer;
+            self.last = message;
+            return true;
+        }
+        log.attempt_failed(&provider.name, failure, false);
+        self.last = format!(
+            "{message}; not sent to another target because provider `{}` may have received it (set retry_ambiguous: true on it to allow)",
+            provider.name
+        );
+        false
+    }
+
+    /// No target answered: the last one's 429/5xx answer if there is one, else the error.
+    fn finish(
+        self,
+        log: &mut RequestLog,
+        error: impl FnOnce(String) -> ProxyError,
+    ) -> Result<Forwarded, ProxyError> {
+        // No next target was tried after the last failure: no fallback to count.
+        if let Some((p, failure)) = self.pending {
+            log.upstream_failed(&p.name, failure);
+        }
+        let error = error(self.last);
+        match self.held {
+            Some(answer) => Ok(answer.forwarded(Some(error.to_string()), log)),
+            None => Err(error),
+        }
+    }
 }
 
 /// Adds `vars` to `missing`, each variable once, in the order first seen.
@@ -273,6 +355,7 @@ async fn attempt(
                     provider.name,
                     status.as_u16()
                 ),
+                response: Some(response),
             })
         }
         Ok(Err(e)) => Err(Failed {
@@ -282,6 +365,7 @@ async fn attempt(
                 UpstreamFailure::Request
             },
             message: format!("provider `{}`: {}", provider.name, error_chain(&e)),
+            response: None,
         }),
         Err(_) => Err(Failed {
             failure: UpstreamFailure::Timeout,
@@ -289,6 +373,7 @@ async fn attempt(
                 "provider `{}` sent no response headers within {:?} (first_byte_timeout)",
                 provider.name, provider.timeouts.first_byte
             ),
+            response: None,
         }),
     }
 }

@@ -13,6 +13,9 @@ pub enum Outcome {
     UpstreamError,
     /// The upstream body was silent longer than `idle_timeout`.
     IdleTimeout,
+    /// Every target failed, and the last one's 429 or 5xx answer went out in full (its
+    /// status, `retry-after` and body, in the client's shape).
+    UpstreamRefused,
 }
 
 impl Outcome {
@@ -24,13 +27,17 @@ impl Outcome {
             Self::ClientClosed => "client_closed",
             Self::UpstreamError => "upstream_error",
             Self::IdleTimeout => "idle_timeout",
+            Self::UpstreamRefused => "upstream_refused",
         }
     }
 
     /// Whether the log line is a warning: the proxy or an upstream failed the client.
     #[must_use]
     pub fn is_failure(self) -> bool {
-        matches!(self, Self::UpstreamError | Self::IdleTimeout)
+        matches!(
+            self,
+            Self::UpstreamError | Self::IdleTimeout | Self::UpstreamRefused
+        )
     }
 }
 

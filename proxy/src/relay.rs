@@ -26,10 +26,9 @@ use crate::request_log::RequestLog;
 use crate::transform::Transform;
 use crate::translate::{self, Direction, ResponseTranslator};
 
-/// The SSE comment sent while an upstream stream is silent.
-pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
-/// The keepalive of a translated stream to an Anthropic client: its `ping` event.
-pub const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
+/// The SSE comment sent while an upstream stream is silent, and the `ping` event sent
+/// instead on a translated stream to an Anthropic client.
+pub use crate::translate::sse::{KEEPALIVE, PING};
 
 /// Turns the upstream response into the client response; the body is relayed as it comes.
 #[must_use]
@@ -39,6 +38,7 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
         provider,
         transform,
         dropped,
+        failed,
     } = forwarded;
     let (mut parts, body) = response.into_parts();
     strip_response_headers(&mut parts.headers);
@@ -96,6 +96,11 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
         // Proxies such as nginx buffer unless told not to.
         parts.headers.insert(X_ACCEL_BUFFERING, NO);
     }
+    // Every target failed; this is the last one's answer, relayed.
+    let relayed_failure = failed.is_some();
+    if failed.is_some() {
+        log.error = failed;
+    }
     // Keepalive bytes would break a declared length, so only length-less streams get them.
     let keepalive_ok = sse && !parts.headers.contains_key(CONTENT_LENGTH);
     let mut relay = RelayBody::new(
@@ -106,6 +111,9 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
         log,
     );
     relay.translator = translator;
+    if relayed_failure {
+        relay.completes_as = Outcome::UpstreamRefused;
+    }
     if anthropic_client {
         relay.keepalive_bytes = Bytes::from_static(PING);
     }
@@ -156,6 +164,8 @@ pub struct RelayBody {
     pub translator: Option<Box<ResponseTranslator>>,
     /// What a keepalive sends.
     pub keepalive_bytes: Bytes,
+    /// The outcome when the body ends in full.
+    pub completes_as: Outcome,
 }
 
 impl RelayBody {
@@ -184,6 +194,7 @@ impl RelayBody {
             log,
             translator: None,
             keepalive_bytes: Bytes::from_static(KEEPALIVE),
+            completes_as: Outcome::Complete,
         };
         let next = body.next_deadline();
         body.timer.as_mut().reset(next);
@@ -291,7 +302,7 @@ impl RelayBody {
                         if !rest.is_empty() {
                             data = Bytes::from([data, rest].concat());
                         }
-                        this.end(Outcome::Complete, None);
+                        this.end(this.completes_as, None);
                     }
                     if data.is_empty() {
                         if ended {
@@ -327,7 +338,7 @@ impl RelayBody {
                         this.note_data(&rest);
                         return Poll::Ready(Some(Ok(Frame::data(rest))));
                     }
-                    this.end(Outcome::Complete, None);
+                    this.end(this.completes_as, None);
                     return Poll::Ready(None);
                 }
                 Poll::Pending => break,

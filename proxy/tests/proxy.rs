@@ -355,9 +355,14 @@ async fn anthropic_shape_on_messages(proxy: &Proxy) {
 const HANG_RETRIED: &str = "first_byte_timeout: 300ms\nretry_ambiguous: true";
 
 #[tokio::test]
-async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
+async fn falls_back_across_refused_500_429_and_timeout_then_relays_the_last_answer() {
     let p500 = Mock::start(Reply::Json(500, r#"{"error":"boom"}"#)).await;
-    let p429 = Mock::start(Reply::Json(429, r#"{"error":"slow down"}"#)).await;
+    let p429 = Mock::start(Reply::WithHeaders(
+        429,
+        r#"{"error":"slow down"}"#,
+        vec![("retry-after", "7")],
+    ))
+    .await;
     let hang = Mock::start(Reply::Hang).await;
     let good = Mock::start(Reply::Json(200, OK_CHAT)).await;
     let p503 = Mock::start(Reply::Json(503, r#"{"error":"down"}"#)).await;
@@ -374,7 +379,7 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
             ("p503", "openai", &p503.base(), ""),
             ("p400", "openai", &p400.base(), ""),
         ],
-        "  - name: chain\n    targets:\n      - provider: refused\n      - provider: p500\n      - provider: p429\n      - provider: hang\n      - provider: good\n        model: good-model\n  - name: doomed\n    targets:\n      - provider: p500\n      - provider: p503\n  - name: client-error\n    targets:\n      - provider: p400\n      - provider: good\n",
+        "  - name: chain\n    targets:\n      - provider: refused\n      - provider: p500\n      - provider: p429\n      - provider: hang\n      - provider: good\n        model: good-model\n  - name: doomed\n    targets:\n      - provider: p500\n      - provider: p503\n  - name: client-error\n    targets:\n      - provider: p400\n      - provider: good\n  - name: limited\n    targets:\n      - provider: p503\n      - provider: p429\n  - name: unreachable\n    targets:\n      - provider: p429\n      - provider: refused\n",
     );
     let proxy = Proxy::start(&default_env(""), &yaml);
     let url = proxy.url("/v1/chat/completions");
@@ -395,14 +400,38 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
     assert_eq!(log["attempts"], 5);
     assert_eq!(log["provider"], "good");
 
+    // Every target failed and the last one answered: its status and body are relayed (the
+    // SDKs pick their exception by status and honour retry-after), and the log says why.
     let (status, _, text) = post(&url, r#"{"model":"doomed"}"#).await;
-    assert_eq!(status, 502, "{text}");
-    let v = json(&text);
-    let message = v["error"]["message"].as_str().unwrap();
+    assert_eq!((status, text.as_str()), (503, r#"{"error":"down"}"#));
+    let log = json(&proxy.wait_log("\"model\":\"doomed\""));
+    assert_eq!(
+        (
+            &log["outcome"],
+            &log["level"],
+            &log["status"],
+            &log["attempts"]
+        ),
+        (
+            &serde_json::json!("upstream_refused"),
+            &serde_json::json!("warn"),
+            &serde_json::json!(503),
+            &serde_json::json!(2)
+        )
+    );
+    let message = log["error"].as_str().unwrap();
     assert!(
         message.contains("HTTP 503") && message.contains("p503"),
         "{message}"
     );
+    let (status, headers, text) = post(&url, r#"{"model":"limited"}"#).await;
+    assert_eq!((status, text.as_str()), (429, r#"{"error":"slow down"}"#));
+    assert_eq!(headers["retry-after"], "7");
+    // When the last failure is not an answer, the proxy's own 502 names it.
+    let (status, _, text) = post(&url, r#"{"model":"unreachable"}"#).await;
+    assert_eq!(status, 502, "{text}");
+    let message = json(&text)["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("refused"), "{message}");
 
     // A 4xx other than 429 is the client's problem: passed through, no fallback.
     let (status, _, text) = post(&url, r#"{"model":"client-error"}"#).await;
@@ -411,16 +440,29 @@ async fn falls_back_across_refused_500_429_and_timeout_then_reports_502() {
 
     // Metrics are recorded with the log line, when the relayed body is dropped.
     proxy.wait_log("\"model\":\"client-error\"");
-    let metrics = metrics_text(&proxy).await;
+    proxy.wait_log("\"model\":\"limited\"");
+    fallback_metrics_are_counted(&proxy).await;
+}
+
+/// The metrics of `falls_back_across_refused_500_429_and_timeout_then_relays_the_last_answer`.
+async fn fallback_metrics_are_counted(proxy: &Proxy) {
+    let metrics = metrics_text(proxy).await;
     for needle in [
         "ai_proxy_requests_total{model=\"chain\",provider=\"good\",status=\"200\"} 1",
-        "ai_proxy_requests_total{model=\"doomed\",provider=\"p503\",status=\"502\"} 1",
-        "ai_proxy_upstream_errors_total{provider=\"refused\",kind=\"connect\"} 1",
+        "ai_proxy_requests_total{model=\"doomed\",provider=\"p503\",status=\"503\"} 1",
+        "ai_proxy_requests_total{model=\"limited\",provider=\"p429\",status=\"429\"} 1",
+        "ai_proxy_requests_total{model=\"unreachable\",provider=\"refused\",status=\"502\"} 1",
+        "ai_proxy_upstream_errors_total{provider=\"refused\",kind=\"connect\"} 2",
         "ai_proxy_upstream_errors_total{provider=\"p500\",kind=\"status_5xx\"} 2",
-        "ai_proxy_upstream_errors_total{provider=\"p429\",kind=\"status_429\"} 1",
+        "ai_proxy_upstream_errors_total{provider=\"p503\",kind=\"status_5xx\"} 2",
+        "ai_proxy_upstream_errors_total{provider=\"p429\",kind=\"status_429\"} 3",
         "ai_proxy_upstream_errors_total{provider=\"hang\",kind=\"timeout\"} 1",
         "ai_proxy_fallbacks_total{reason=\"timeout\",decision=\"taken\"} 1",
         "ai_proxy_fallbacks_total{reason=\"connect\",decision=\"taken\"} 1",
+        // A failure with no target after it is no fallback: chain's p500 and p429, doomed's
+        // p500, limited's p503, unreachable's p429 were followed by another attempt.
+        "ai_proxy_fallbacks_total{reason=\"status_5xx\",decision=\"taken\"} 3",
+        "ai_proxy_fallbacks_total{reason=\"status_429\",decision=\"taken\"} 2",
         "ai_proxy_in_flight_requests 0",
         "ai_proxy_request_duration_seconds_count{model=\"chain\",provider=\"good\"} 1",
     ] {

@@ -340,3 +340,47 @@ async fn translated_idle_upstream_is_an_error_chunk() {
     assert!(!text.contains("[DONE]"), "{text}");
     proxy.wait_log("idle_timeout\"");
 }
+
+/// A chat-completions client on an anthropic-kind upstream: the proxy's keepalives while the upstream
+/// is silent are `: keepalive` comments, as are the upstream's `ping` events (the translate
+/// fixtures pin that one down); no Anthropic event reaches the client.
+#[tokio::test]
+async fn translated_stream_to_an_openai_client_keeps_alive_with_comments() {
+    let up = Mock::start(Reply::Sse {
+        chunks: vec![
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"up\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ],
+        interval: Duration::from_millis(400),
+        then_abort: false,
+    })
+    .await;
+    let proxy = Proxy::start(
+        &default_env(""),
+        &yaml(
+            &[("up", "anthropic", &up.base(), "keepalive_interval: 100ms")],
+            "  - name: m\n    targets:\n      - provider: up\n",
+        ),
+    );
+    let resp = send(
+        &proxy.url("/v1/chat/completions"),
+        "POST",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let (frames, err) = frames(resp).await;
+    assert!(err.is_none(), "{err:?}");
+    let text = concat(&frames);
+    assert!(!text.contains("event:"), "{text}");
+    // Silent gaps of 400 ms with a 100 ms interval: several comments, between the events.
+    let keepalives = text.matches(": keepalive\n\n").count();
+    assert!(keepalives >= 4, "{keepalives} keepalives in {text}");
+    let role = text.find("\"role\":\"assistant\"").expect(&text);
+    let hi = text.find("\"content\":\"Hi\"").expect(&text);
+    assert!(text[role..hi].contains(": keepalive\n\n"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}

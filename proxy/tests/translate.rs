@@ -29,6 +29,8 @@ fn to_anthropic_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
     [
         to_anthropic_text_cases(),
         to_anthropic_tool_id_cases(),
+        to_anthropic_interleaved_cases(),
+        to_anthropic_waiting_cases(),
         to_anthropic_block_and_finish_cases(),
         to_anthropic_error_cases(),
     ]
@@ -168,6 +170,145 @@ fn to_anthropic_tool_id_cases() -> Vec<(&'static str, String, Vec<&'static str>)
     ]
 }
 
+/// A tool-call delta: `index`, and `id` and `name` when given.
+fn call(index: u64, id: Option<&str>, args: &str) -> Value {
+    let mut c = json!({"index": index, "function": {"arguments": args}});
+    if let Some(id) = id {
+        c["id"] = id.into();
+        c["type"] = "function".into();
+        c["function"]["name"] = format!("f{index}").into();
+    }
+    c
+}
+
+/// `to_anthropic_cases`: parallel calls whose fragments the upstream interleaves are
+/// reordered (a later call waits until the open one's arguments are complete JSON); comments
+/// become pings.
+fn to_anthropic_interleaved_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    let tools = |calls: Vec<Value>| oc(json!({ "tool_calls": calls }), None);
+    let end = oc(json!({}), Some("tool_calls"));
+    vec![
+        (
+            "interleaved calls: both started, then fragments alternate",
+            openai_sse(
+                &[
+                    tools(vec![call(0, Some("c1"), "")]),
+                    tools(vec![call(1, Some("c2"), "")]),
+                    tools(vec![call(0, None, "{\"x\":")]),
+                    tools(vec![call(1, None, "{\"y\":")]),
+                    tools(vec![call(0, None, "1}")]),
+                    tools(vec![call(1, None, "2}")]),
+                    end.clone(),
+                ],
+                true,
+            ),
+            vec![
+                "start",
+                "open 0 tool c1 f0",
+                "json {\"x\":",
+                "json 1}",
+                "close",
+                "open 1 tool c2 f1",
+                "json {\"y\":",
+                "json 2}",
+                "close",
+                "delta tool_use in=0 out=0 cache_read=0 cache_write=0",
+                "stop",
+            ],
+        ),
+        (
+            "fragments of two calls in one chunk, a third call after both",
+            openai_sse(
+                &[
+                    tools(vec![
+                        call(0, Some("c1"), "{\"a\":1"),
+                        call(1, Some("c2"), "{\"b\":"),
+                    ]),
+                    tools(vec![call(0, None, "}"), call(1, None, "2}")]),
+                    tools(vec![call(2, Some("c3"), "{}")]),
+                    end.clone(),
+                ],
+                true,
+            ),
+            vec![
+                "start",
+                "open 0 tool c1 f0",
+                "json {\"a\":1",
+                "json }",
+                "close",
+                "open 1 tool c2 f1",
+                "json {\"b\":",
+                "json 2}",
+                "close",
+                "open 2 tool c3 f2",
+                "json {}",
+                "close",
+                "delta tool_use in=0 out=0 cache_read=0 cache_write=0",
+                "stop",
+            ],
+        ),
+    ]
+}
+
+/// `to_anthropic_cases`: calls that wait to the end, and what cannot be reordered.
+fn to_anthropic_waiting_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    let tools = |calls: Vec<Value>| oc(json!({ "tool_calls": calls }), None);
+    let end = oc(json!({}), Some("tool_calls"));
+    vec![
+        (
+            "calls that never send arguments wait for the end, each gets {}",
+            format!(
+                ": OPENROUTER PROCESSING\n\n{}",
+                openai_sse(
+                    &[
+                        tools(vec![call(0, Some("c1"), "")]),
+                        tools(vec![call(1, Some("c2"), "")]),
+                        end.clone(),
+                    ],
+                    true,
+                )
+            ),
+            vec![
+                "ping",
+                "start",
+                "open 0 tool c1 f0",
+                "json {}",
+                "close",
+                "open 1 tool c2 f1",
+                "json {}",
+                "close",
+                "delta tool_use in=0 out=0 cache_read=0 cache_write=0",
+                "stop",
+            ],
+        ),
+        (
+            "arguments for a call after text followed it: an error, never a cut input",
+            openai_sse(
+                &[
+                    tools(vec![call(0, Some("c1"), "")]),
+                    tools(vec![call(1, Some("c2"), "")]),
+                    oc(json!({"content": "x"}), None),
+                    tools(vec![call(0, None, "{}")]),
+                    end,
+                ],
+                true,
+            ),
+            vec![
+                "start",
+                "open 0 tool c1 f0",
+                "json {}",
+                "close",
+                "open 1 tool c2 f1",
+                "json {}",
+                "close",
+                "open 2 text",
+                "text x",
+                "error upstream sent tool-call arguments after its later text; the call cannot be completed",
+            ],
+        ),
+    ]
+}
+
 /// `to_anthropic_cases`: block switches and finish reasons.
 fn to_anthropic_block_and_finish_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
     vec![
@@ -295,7 +436,7 @@ fn to_openai_text_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)
     let text_block = json!({"type": "text", "text": ""});
     vec![
         (
-            "text with the usage chunk asked for, pings ignored",
+            "text with the usage chunk asked for, pings as keepalive comments",
             true,
             anthropic_sse(&[
                 astart(10, 3, 2),
@@ -309,6 +450,7 @@ fn to_openai_text_cases() -> Vec<(&'static str, bool, String, Vec<&'static str>)
             ]),
             vec![
                 "role",
+                "keepalive",
                 "text Hi",
                 "text !",
                 "finish stop",
@@ -504,6 +646,64 @@ fn req(direction: Direction, body: &Value) -> (Value, Vec<String>) {
 /// OpenAI chat requests → Anthropic Messages requests: (name, client body, upstream body,
 /// dropped).
 fn openai_request_cases() -> Vec<(&'static str, Value, Value, Vec<&'static str>)> {
+    [openai_request_basic_cases(), openai_reasoning_cases()].concat()
+}
+
+/// `openai_request_cases`: `reasoning_effort` → `thinking`, and when Anthropic would refuse it.
+fn openai_reasoning_cases() -> Vec<(&'static str, Value, Value, Vec<&'static str>)> {
+    let user = json!([{"role": "user", "content": "q"}]);
+    let up_user = json!([{"role": "user", "content": [{"type": "text", "text": "q"}]}]);
+    let tool = json!([{"type": "function", "function": {"name": "t", "parameters": {}}}]);
+    let up_tool = json!([{"name": "t", "input_schema": {}}]);
+    vec![
+        (
+            "reasoning_effort high: a thinking budget; temperature and a low top_p dropped",
+            json!({"model": "m", "reasoning_effort": "high", "max_completion_tokens": 40000, "temperature": 0.5, "top_p": 0.5, "messages": user}),
+            json!({"model": "up-model", "max_tokens": 8000, "thinking": {"type": "enabled", "budget_tokens": 4000}, "messages": up_user}),
+            vec!["temperature", "top_p"],
+        ),
+        (
+            "reasoning_effort low keeps temperature 1 and top_p 0.95",
+            json!({"model": "m", "reasoning_effort": "low", "max_tokens": 5000, "temperature": 1, "top_p": 0.95, "messages": user}),
+            json!({"model": "up-model", "max_tokens": 5000, "temperature": 1.0, "top_p": 0.95,
+                "thinking": {"type": "enabled", "budget_tokens": 1024}, "messages": up_user}),
+            vec![],
+        ),
+        (
+            "reasoning_effort none: no thinking, nothing dropped",
+            json!({"model": "m", "reasoning_effort": "none", "messages": user}),
+            json!({"model": "up-model", "max_tokens": 1000, "messages": up_user}),
+            vec![],
+        ),
+        (
+            "a budget under Anthropic's minimum (half of max_tokens) drops the effort",
+            json!({"model": "m", "reasoning_effort": "medium", "messages": user}),
+            json!({"model": "up-model", "max_tokens": 1000, "messages": up_user}),
+            vec!["reasoning_effort"],
+        ),
+        (
+            "a forced tool drops the effort",
+            json!({"model": "m", "reasoning_effort": "low", "max_tokens": 5000, "tools": tool, "tool_choice": "required", "messages": user}),
+            json!({"model": "up-model", "max_tokens": 5000, "tools": up_tool, "tool_choice": {"type": "any"}, "messages": up_user}),
+            vec!["reasoning_effort"],
+        ),
+        (
+            "mid tool loop (no signed thinking to send back) drops the effort",
+            json!({"model": "m", "reasoning_effort": "low", "max_tokens": 5000, "tools": tool, "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "t", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c", "content": "r"}]}),
+            json!({"model": "up-model", "max_tokens": 5000, "tools": up_tool, "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "q"}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "c", "name": "t", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c", "content": "r"}]}]}),
+            vec!["reasoning_effort"],
+        ),
+    ]
+}
+
+/// `openai_request_cases`: system, content, tools, tool loops, `tool_choice`.
+fn openai_request_basic_cases() -> Vec<(&'static str, Value, Value, Vec<&'static str>)> {
     vec![
         (
             "system and developer joined, max_tokens default, temperature clamped, stop",
@@ -562,9 +762,72 @@ fn openai_request_cases() -> Vec<(&'static str, Value, Value, Vec<&'static str>)
 
 /// Anthropic Messages requests → OpenAI chat requests.
 fn anthropic_request_cases() -> Vec<(&'static str, Value, Value, Vec<&'static str>)> {
+    [anthropic_request_basic_cases(), anthropic_reasoning_cases()].concat()
+}
+
+/// `anthropic_request_cases`: `thinking` ⇄ `reasoning_effort`, and `reasoning_content` kept
+/// on every assistant tool-call turn of a conversation with reasoning (DeepSeek, Kimi).
+fn anthropic_reasoning_cases() -> Vec<(&'static str, Value, Value, Vec<&'static str>)> {
+    let user = json!([{"role": "user", "content": "q"}]);
+    let up_user = json!([{"role": "user", "content": "q"}]);
     vec![
         (
-            "system blocks with cache_control, stop_sequences, stream asks for usage, thinking dropped",
+            "thinking enabled: the budget picks the effort",
+            json!({"model": "m", "max_tokens": 20000, "thinking": {"type": "enabled", "budget_tokens": 10000}, "messages": user}),
+            json!({"model": "up-model", "max_tokens": 8000, "reasoning_effort": "medium", "messages": up_user}),
+            vec![],
+        ),
+        (
+            "thinking enabled with a small and a large budget",
+            json!({"model": "m", "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024}, "messages": user,
+                "tools": [{"name": "t", "input_schema": {}}], "tool_choice": {"type": "auto"}}),
+            json!({"model": "up-model", "max_tokens": 2000, "reasoning_effort": "low", "messages": up_user,
+                "tools": [{"type": "function", "function": {"name": "t", "parameters": {}}}], "tool_choice": "auto"}),
+            vec![],
+        ),
+        (
+            "thinking disabled: no effort",
+            json!({"model": "m", "max_tokens": 5, "thinking": {"type": "disabled"}, "messages": user}),
+            json!({"model": "up-model", "max_tokens": 5, "messages": up_user}),
+            vec![],
+        ),
+        (
+            "a tool loop with reasoning: reasoning_content on every assistant tool-call turn, empty too",
+            json!({"model": "m", "max_tokens": 50000, "thinking": {"type": "enabled", "budget_tokens": 32000}, "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "step 1", "signature": ""},
+                    {"type": "tool_use", "id": "call_1", "name": "a", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "r1"}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "call_2", "name": "a", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_2", "content": "r2"}]},
+                {"role": "assistant", "content": "plain"},
+                {"role": "user", "content": "more"}]}),
+            json!({"model": "up-model", "max_tokens": 8000, "reasoning_effort": "high", "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": null, "reasoning_content": "step 1",
+                    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "a", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "r1"},
+                {"role": "assistant", "content": null, "reasoning_content": "",
+                    "tool_calls": [{"id": "call_2", "type": "function", "function": {"name": "a", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_2", "content": "r2"},
+                {"role": "assistant", "content": "plain"},
+                {"role": "user", "content": "more"}]}),
+            vec![],
+        ),
+        (
+            "thinking of an unknown type is dropped and named",
+            json!({"model": "m", "max_tokens": 5, "thinking": {"type": "turbo"}, "messages": user}),
+            json!({"model": "up-model", "max_tokens": 5, "messages": up_user}),
+            vec!["thinking"],
+        ),
+    ]
+}
+
+/// `anthropic_request_cases`: system, tools, tool loops, `tool_choice`.
+fn anthropic_request_basic_cases() -> Vec<(&'static str, Value, Value, Vec<&'static str>)> {
+    vec![
+        (
+            "system blocks with cache_control, stop_sequences, stream asks for usage, adaptive thinking sends no effort",
             json!({"model": "m", "max_tokens": 64000, "stream": true, "system": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "b"}],
                 "messages": [{"role": "user", "content": "hi"}], "stop_sequences": ["X"], "thinking": {"type": "adaptive"},
                 "context_management": {}, "output_config": {}, "metadata": {"user_id": "u"}, "top_k": 5}),
@@ -572,7 +835,6 @@ fn anthropic_request_cases() -> Vec<(&'static str, Value, Value, Vec<&'static st
                 "messages": [{"role": "system", "content": "a\nb"}, {"role": "user", "content": "hi"}], "stop": ["X"], "user": "u"}),
             vec![
                 "cache_control",
-                "thinking",
                 "context_management",
                 "output_config",
                 "top_k",
@@ -1032,5 +1294,33 @@ mod props {
                 }
             }
         }
+    }
+}
+
+/// The fixture tables' size per direction, printed for the record (`--nocapture`), and each
+/// table non-empty so a lost table fails.
+#[test]
+fn fixture_counts() {
+    let counts = [
+        (
+            "openai client -> anthropic upstream: requests",
+            openai_request_cases().len(),
+        ),
+        (
+            "openai client -> anthropic upstream: streams",
+            to_openai_cases().len(),
+        ),
+        (
+            "anthropic client -> openai upstream: requests",
+            anthropic_request_cases().len(),
+        ),
+        (
+            "anthropic client -> openai upstream: streams",
+            to_anthropic_cases().len(),
+        ),
+    ];
+    for (what, n) in counts {
+        println!("MEASURED fixture cases, {what}: {n}");
+        assert!(n > 0, "{what}");
     }
 }

@@ -9,8 +9,9 @@ use super::{Limits, Translated, Untranslatable, tool_ids};
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// OpenAI request fields the translation carries (anything else is dropped and named).
-const OPENAI_USED: [&str; 14] = [
+const OPENAI_USED: [&str; 15] = [
     "model",
+    "reasoning_effort",
     "messages",
     "n",
     "max_tokens",
@@ -27,8 +28,9 @@ const OPENAI_USED: [&str; 14] = [
 ];
 
 /// Anthropic request fields the translation carries (anything else is dropped and named).
-const ANTHROPIC_USED: [&str; 11] = [
+const ANTHROPIC_USED: [&str; 12] = [
     "model",
+    "thinking",
     "messages",
     "system",
     "max_tokens",
@@ -40,6 +42,37 @@ const ANTHROPIC_USED: [&str; 11] = [
     "tools",
     "tool_choice",
 ];
+
+/// Anthropic thinking budgets for OpenAI's `reasoning_effort`, in rising order. A budget maps
+/// back to the highest effort it reaches (below the first: the first).
+pub const EFFORT_BUDGETS: [(&str, u64); 3] = [("low", 1024), ("medium", 4096), ("high", 16384)];
+
+/// Anthropic's smallest `thinking.budget_tokens`.
+pub const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// The thinking budget for an OpenAI effort (`minimal` as `low`, `xhigh` as twice `high`);
+/// `None` for an unknown one.
+fn budget_for(effort: &str) -> Option<u64> {
+    let (_, high) = EFFORT_BUDGETS[EFFORT_BUDGETS.len() - 1];
+    match effort {
+        "minimal" => Some(EFFORT_BUDGETS[0].1),
+        "xhigh" => Some(high * 2),
+        _ => EFFORT_BUDGETS
+            .iter()
+            .find(|(name, _)| *name == effort)
+            .map(|(_, b)| *b),
+    }
+}
+
+/// The OpenAI effort for an Anthropic thinking budget.
+#[must_use]
+pub fn effort_for(budget: u64) -> &'static str {
+    EFFORT_BUDGETS
+        .iter()
+        .rev()
+        .find(|(_, b)| budget >= *b)
+        .map_or(EFFORT_BUDGETS[0].0, |(name, _)| name)
+}
 
 /// Image media types Anthropic accepts.
 pub const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
@@ -171,6 +204,9 @@ pub fn openai_to_anthropic(
     }
     if let Some(c) = openai_tool_choice(&req, out.contains_key("tools")) {
         out.insert("tool_choice".into(), c);
+    }
+    if let Some(effort) = req.get("reasoning_effort").and_then(Value::as_str) {
+        openai_reasoning(effort, &mut out, &mut dropped);
     }
     note_unused(&req, &OPENAI_USED, &mut dropped);
     finish(out, dropped, stream, include_usage)
@@ -396,6 +432,55 @@ fn openai_tool_choice(req: &Map<String, Value>, has_tools: bool) -> Option<Value
     choice.filter(|_| has_tools)
 }
 
+/// OpenAI `reasoning_effort` as Anthropic `thinking` (`none`: no thinking). The budget is at
+/// most half of `max_tokens`, which counts thinking as OpenAI's limit counts reasoning.
+/// Anthropic refuses thinking with a forced tool, and in a tool loop whose last assistant
+/// turn does not start with a signed thinking block, which an OpenAI client cannot send
+/// back; then, as when the budget would be under Anthropic's minimum, the effort is dropped.
+/// With thinking on, Anthropic accepts only `temperature` 1 and `top_p` ≥ 0.95: others are
+/// dropped.
+fn openai_reasoning(effort: &str, out: &mut Map<String, Value>, dropped: &mut Vec<String>) {
+    if effort == "none" {
+        return;
+    }
+    let max = out.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let forced = out
+        .get("tool_choice")
+        .and_then(|c| c.get("type"))
+        .is_some_and(|t| t == "any" || t == "tool");
+    let in_tool_loop = out
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .is_some_and(|m| m.pointer("/content/0/type") == Some(&json!("tool_result")));
+    let budget = budget_for(effort).map(|b| b.min(max / 2));
+    let Some(budget) = budget.filter(|b| *b >= MIN_THINKING_BUDGET && !forced && !in_tool_loop)
+    else {
+        note(dropped, "reasoning_effort");
+        return;
+    };
+    out.insert(
+        "thinking".into(),
+        json!({"type": "enabled", "budget_tokens": budget}),
+    );
+    if out
+        .get("temperature")
+        .and_then(Value::as_f64)
+        .is_some_and(|t| (t - 1.0).abs() > f64::EPSILON)
+    {
+        out.remove("temperature");
+        note(dropped, "temperature");
+    }
+    if out
+        .get("top_p")
+        .and_then(Value::as_f64)
+        .is_some_and(|p| p < 0.95)
+    {
+        out.remove("top_p");
+        note(dropped, "top_p");
+    }
+}
+
 /// Names each request field the translation does not carry.
 fn note_unused(req: &Map<String, Value>, used: &[&str], dropped: &mut Vec<String>) {
     for key in req.keys() {
@@ -486,8 +571,15 @@ pub fn anthropic_to_openai(
     let Some(Value::Array(msgs)) = req.get("messages") else {
         return Err(bad("`messages` must be an array"));
     };
+    // Reasoning models (DeepSeek, Kimi) that returned reasoning want it back on every
+    // assistant tool-call turn, even empty, or they answer 400.
+    let with_reasoning = msgs.iter().any(|m| {
+        m.get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|b| b["type"] == "thinking"))
+    });
     for m in msgs {
-        anthropic_message(m, &mut messages, &mut dropped)?;
+        anthropic_message(m, with_reasoning, &mut messages, &mut dropped)?;
     }
     out.insert("messages".into(), messages.into());
     let stream = anthropic_sampling(&req, limits, &mut out);
@@ -500,13 +592,32 @@ pub fn anthropic_to_openai(
     if let (Some(c), true) = (req.get("tool_choice"), out.contains_key("tools")) {
         anthropic_tool_choice(c, &mut out);
     }
+    if let Some(t) = req.get("thinking") {
+        anthropic_thinking(t, &mut out, &mut dropped);
+    }
     note_unused(&req, &ANTHROPIC_USED, &mut dropped);
     finish(out, dropped, stream, true)
 }
 
-/// One Anthropic message appended to `messages` as OpenAI messages.
+/// Anthropic `thinking` as OpenAI `reasoning_effort`: a budget picks the effort (see
+/// [`EFFORT_BUDGETS`]); `adaptive` and `disabled` send none, leaving the upstream model's
+/// default (Claude Code sends `adaptive` to every model, reasoning or not).
+fn anthropic_thinking(t: &Value, out: &mut Map<String, Value>, dropped: &mut Vec<String>) {
+    match t.get("type").and_then(Value::as_str) {
+        Some("enabled") => {
+            let budget = t.get("budget_tokens").and_then(Value::as_u64).unwrap_or(0);
+            out.insert("reasoning_effort".into(), effort_for(budget).into());
+        }
+        Some("adaptive" | "disabled") => {}
+        _ => note(dropped, "thinking"),
+    }
+}
+
+/// One Anthropic message appended to `messages` as OpenAI messages; `with_reasoning` when
+/// assistant tool-call turns carry `reasoning_content` even when empty.
 fn anthropic_message(
     m: &Value,
+    with_reasoning: bool,
     messages: &mut Vec<Value>,
     dropped: &mut Vec<String>,
 ) -> Result<(), Untranslatable> {
@@ -520,7 +631,7 @@ fn anthropic_message(
     match role {
         "user" => anthropic_user(&blocks, messages, dropped),
         "assistant" => {
-            messages.push(anthropic_assistant(&blocks, dropped));
+            messages.push(anthropic_assistant(&blocks, with_reasoning, dropped));
             Ok(())
         }
         other => Err(bad(format!(
@@ -595,7 +706,7 @@ fn anthropic_tool_result(
 }
 
 /// An Anthropic assistant turn as one OpenAI assistant message.
-fn anthropic_assistant(blocks: &[Value], dropped: &mut Vec<String>) -> Value {
+fn anthropic_assistant(blocks: &[Value], with_reasoning: bool, dropped: &mut Vec<String>) -> Value {
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
@@ -612,14 +723,17 @@ fn anthropic_assistant(blocks: &[Value], dropped: &mut Vec<String>) -> Value {
             _ => {}
         }
     }
-    Value::Object(openai_assistant_message(text, reasoning, calls))
+    let keep = with_reasoning && !calls.is_empty();
+    Value::Object(openai_assistant_message(text, reasoning, keep, calls))
 }
 
 /// The OpenAI assistant message for a turn's text, reasoning and tool calls: `content` is null
-/// when there are only tool calls, as OpenAI sends it. Requests and responses share it.
+/// when there are only tool calls, as OpenAI sends it; `reasoning_content` when there is
+/// reasoning or `keep_reasoning`. Requests and responses share it.
 pub(super) fn openai_assistant_message(
     text: String,
     reasoning: String,
+    keep_reasoning: bool,
     calls: Vec<Value>,
 ) -> Map<String, Value> {
     let mut msg = Map::new();
@@ -632,7 +746,7 @@ pub(super) fn openai_assistant_message(
             text.into()
         },
     );
-    if !reasoning.is_empty() {
+    if keep_reasoning || !reasoning.is_empty() {
         msg.insert("reasoning_content".into(), reasoning.into());
     }
     if !calls.is_empty() {

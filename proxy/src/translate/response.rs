@@ -187,7 +187,7 @@ pub fn anthropic_to_openai(v: &Value) -> Value {
             _ => {}
         }
     }
-    let message = super::request::openai_assistant_message(text, reasoning, calls);
+    let message = super::request::openai_assistant_message(text, reasoning, false, calls);
     let mut usage = Usage::default();
     if let Some(u) = v.get("usage") {
         usage.merge_anthropic(u);

@@ -7,7 +7,16 @@ pub struct Event {
     pub name: String,
     /// The `data:` lines joined with `\n`.
     pub data: String,
+    /// A block of comment lines and no data: an upstream keepalive (`: keepalive`,
+    /// OpenRouter's `: OPENROUTER PROCESSING`). SSE clients ignore it; the translators pass it
+    /// on as the client's own keepalive.
+    pub comment: bool,
 }
+
+/// The keepalive an OpenAI (or native) SSE client gets: a comment, which SSE clients ignore.
+pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
+/// The keepalive an Anthropic client gets on a translated stream: its `ping` event.
+pub const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
 
 /// The longest line kept; a longer one is cut (a misbehaving upstream cannot grow memory).
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
@@ -20,6 +29,7 @@ pub struct Parser {
     after_cr: bool,
     event: Event,
     has_data: bool,
+    has_comment: bool,
 }
 
 impl Parser {
@@ -59,6 +69,11 @@ impl Parser {
             self.dispatch(emit);
             return;
         }
+        if self.line[0] == b':' {
+            self.has_comment = true;
+            self.line.clear();
+            return;
+        }
         let line = String::from_utf8_lossy(&self.line).into_owned();
         self.line.clear();
         let (field, value) = match line.split_once(':') {
@@ -81,9 +96,15 @@ impl Parser {
     fn dispatch(&mut self, emit: &mut impl FnMut(Event)) {
         if self.has_data {
             emit(std::mem::take(&mut self.event));
+        } else if self.has_comment {
+            emit(Event {
+                comment: true,
+                ..Event::default()
+            });
         }
         self.event = Event::default();
         self.has_data = false;
+        self.has_comment = false;
     }
 }
 
@@ -124,9 +145,10 @@ mod tests {
             b"ta: y\n\n: c\n\ndata: z",
         ]);
         assert_eq!(whole, split);
-        assert_eq!(whole.len(), 3);
+        assert_eq!(whole.len(), 4);
         assert_eq!(whole[0].name, "a");
         assert_eq!(whole[1].data, "x\ny");
-        assert_eq!(whole[2].data, "z");
+        assert!(whole[2].comment && whole[2].data.is_empty());
+        assert_eq!(whole[3].data, "z");
     }
 }

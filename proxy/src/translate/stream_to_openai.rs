@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::response::{Usage, finish_reason, now};
-use super::sse::{self, Event};
+use super::sse::{self, Event, KEEPALIVE};
 use super::tool_ids;
 
 /// What one Anthropic content block became.
@@ -84,11 +84,17 @@ impl State {
         if self.ended {
             return;
         }
+        if event.comment {
+            out.extend_from_slice(KEEPALIVE);
+            return;
+        }
         let Ok(v) = serde_json::from_str::<Value>(&event.data) else {
             return;
         };
         let kind = v.get("type").and_then(Value::as_str).unwrap_or(&event.name);
         match kind {
+            // The upstream's keepalive, as the OpenAI client's: an SSE comment.
+            "ping" => out.extend_from_slice(KEEPALIVE),
             "message_start" => self.on_message_start(&v, out),
             "content_block_start" => self.on_block_start(&v, out),
             "content_block_delta" => self.on_block_delta(&v, out),

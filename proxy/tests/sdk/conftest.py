@@ -175,8 +175,9 @@ class Upstream:
 class Proxy:
     """The real binary on an OS-chosen port, with its log lines collected."""
 
-    def __init__(self, upstream, clients="", env_extra=""):
-        """`clients`: a `clients:` section to append; `env_extra`: more `.env` lines."""
+    def __init__(self, upstream, clients="", env_extra="", models=""):
+        """`clients`: a `clients:` section to append; `env_extra`: more `.env` lines;
+        `models`: more entries of the `models:` list."""
         self.dir = Path(tempfile.mkdtemp(prefix="ai-proxy-sdk-"))
         (self.dir / ".env").write_text(
             f"PORT=0\nBIND=127.0.0.1\nAUTH_TOKEN={TOKEN}\n"
@@ -191,6 +192,7 @@ class Proxy:
             "  - name: gpt-4o-mini\n    targets:\n      - provider: openai\n        model: upstream-gpt\n"
             "  - name: text-embedding-3-small\n    targets:\n      - provider: openai\n"
             "  - name: claude-haiku-4-5\n    targets:\n      - provider: anthropic\n        model: upstream-claude\n"
+            + models
             + clients
         )
         self.lines = []

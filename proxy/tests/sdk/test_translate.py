@@ -220,6 +220,62 @@ def test_anthropic_sdk_on_openai_upstream(claude, scripted, name):
     assert kinds == [{"think": "thinking", "text": "text", "tool": "tool_use"}[p[0]] for p in parts]
 
 
+def test_anthropic_sdk_on_interleaved_parallel_tool_calls(claude, scripted):
+    """An upstream that starts both calls, then alternates their argument fragments: the
+    stream is reordered into one block per call, equal to the JSON answer."""
+    calls = [("call_a", "ls", '{"path": "/tmp", "all": true}'), ("call_b", "cat", '{"file": "x.txt"}')]
+    base = openai_reply([("tool", *c) for c in calls], "tool_calls", {"prompt_tokens": 3, "completion_tokens": 2})
+
+    def reply(body):
+        if not body.get("stream"):
+            return base(body)
+        def chunk(delta, fin=None):
+            return "data: " + json.dumps({"id": "chatcmpl-8", "object": "chat.completion.chunk", "created": 1, "model": "up",
+                                          "choices": [{"index": 0, "delta": delta, "finish_reason": fin}]}) + "\n\n"
+        events = [chunk({"role": "assistant", "content": None})]
+        events += [chunk({"tool_calls": [{"index": i, "id": c[0], "type": "function", "function": {"name": c[1], "arguments": ""}}]})
+                   for i, c in enumerate(calls)]
+        pieces = [[c[2][j:j + 5] for j in range(0, len(c[2]), 5)] for c in calls]
+        for j in range(max(len(p) for p in pieces)):
+            for i, p in enumerate(pieces):
+                if j < len(p):
+                    events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": p[j]}}]}))
+        events += [chunk({}, "tool_calls"), "data: [DONE]\n\n"]
+        return 200, {}, events
+
+    scripted.reply = reply
+    kwargs = dict(model="gpt-4o-mini", max_tokens=100, messages=[{"role": "user", "content": "look"}])
+    plain = claude.messages.create(**kwargs)
+    with claude.messages.stream(**kwargs) as stream:
+        streamed = stream.get_final_message()
+    assert [b.model_dump() for b in streamed.content] == [b.model_dump() for b in plain.content]
+    assert [(b.id, b.name, b.input) for b in streamed.content] == [(c[0], c[1], json.loads(c[2])) for c in calls]
+
+
+def test_thinking_tool_loop_on_a_reasoning_openai_upstream(claude, scripted):
+    """thinking with a budget asks the OpenAI-kind upstream for reasoning_effort; its
+    reasoning_content comes back as thinking blocks, and when the client replays them in a tool
+    loop, every assistant tool-call turn carries reasoning_content again, empty when it had
+    none (DeepSeek and Kimi refuse the turn otherwise)."""
+    turns = [[("think", "First, list."), ("tool", "call_1", "ls", '{"p": "."}')],
+             [("tool", "call_2", "ls", '{"p": ".."}')],
+             [("text", "done")]]
+    messages = [{"role": "user", "content": "look around"}]
+    for n, parts in enumerate(turns):
+        scripted.reply = openai_reply(parts, "tool_calls" if parts[-1][0] == "tool" else "stop", {"prompt_tokens": 1, "completion_tokens": 1})
+        with claude.messages.stream(model="gpt-4o-mini", max_tokens=20000, thinking={"type": "enabled", "budget_tokens": 8000},
+                                    messages=messages) as stream:
+            reply = stream.get_final_message()
+        up = scripted.last()["body"]
+        assert up["reasoning_effort"] == "medium" and "thinking" not in up
+        assistants = [m for m in up["messages"] if m["role"] == "assistant"]
+        assert [m.get("reasoning_content") for m in assistants] == ["First, list.", ""][:n]
+        messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
+        if parts[-1][0] == "tool":
+            messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": reply.content[-1].id, "content": "ok"}]})
+    assert [b.type for b in reply.content] == ["text"]
+
+
 def openai_view(c):
     m = c.choices[0].message
     return {"id": c.id, "finish_reason": c.choices[0].finish_reason, "content": m.content,
@@ -266,8 +322,7 @@ def test_mid_stream_errors_reach_both_sdks(claude, oai, scripted):
 
 
 def test_upstream_errors_in_the_callers_shape(claude, oai, scripted):
-    # 429 and 5xx fall back to the next target (and end as the proxy's 502 when none is left),
-    # so the upstream error bodies a client sees are the other 4xx.
+    # A 4xx other than 429 is relayed at once (no fallback), in the caller's shape.
     scripted.reply = lambda body: (400, {"retry-after": "7"}, json.dumps(
         {"error": {"message": "context too long", "type": "invalid_request_error", "code": "context_length_exceeded"}}).encode())
     with pytest.raises(anthropic.BadRequestError) as err:
@@ -286,6 +341,79 @@ def test_upstream_errors_in_the_callers_shape(claude, oai, scripted):
             {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AA"}}]}])
     with pytest.raises(openai.BadRequestError, match="`n`"):
         oai.chat.completions.create(model="claude-haiku-4-5", n=2, messages=[{"role": "user", "content": "x"}])
+
+
+# Each target's upstream model names how it fails; the model names say which targets are tried.
+FAILING_MODELS = "".join(
+    f"  - name: {name}\n    targets:\n" + "".join(f"      - provider: {p}\n        model: {m}\n" for p, m in targets)
+    for name, targets in {
+        "oa-then-claude": [("openai", "fail-500"), ("anthropic", "fail-529")],
+        "claude-then-oa": [("anthropic", "fail-529"), ("openai", "fail-429")],
+        "native-oa": [("openai", "fail-500")],
+        "native-claude": [("anthropic", "fail-529")],
+    }.items())
+
+FAILURES = {
+    "fail-500": (500, {}, {"error": {"message": "upstream broke", "type": "server_error", "code": None}}),
+    "fail-529": (529, {"retry-after": "3"}, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    "fail-429": (429, {"retry-after": "7"}, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}),
+}
+
+
+@pytest.fixture(scope="module")
+def fproxy(scripted):
+    running = Proxy(scripted, models=FAILING_MODELS)
+    yield running
+    running.stop()
+
+
+def fail_by_model(body):
+    status, headers, payload = FAILURES[body["model"]]
+    return status, headers, json.dumps(payload).encode()
+
+
+def test_the_last_targets_429_or_5xx_is_relayed_in_the_callers_shape(fproxy, scripted):
+    """Every target failed: the client gets the last one's status, retry-after and body (in
+    its own API's shape), so each SDK raises the class it would raise on that provider."""
+    scripted.reply = fail_by_model
+    oai = openai.OpenAI(base_url=f"{fproxy.url}/v1", api_key=TOKEN, max_retries=0)
+    claude = anthropic.Anthropic(base_url=fproxy.url, api_key=TOKEN, max_retries=0)
+    msgs = [{"role": "user", "content": "x"}]
+    before = len(scripted.requests)
+    # An OpenAI client whose last target is Anthropic's 529: 503 with overloaded_error.
+    with pytest.raises(openai.InternalServerError) as err:
+        oai.chat.completions.create(model="oa-then-claude", messages=msgs)
+    assert err.value.status_code == 503
+    assert err.value.body == {"message": "Overloaded", "type": "overloaded_error", "param": None, "code": None}
+    assert err.value.response.headers["retry-after"] == "3"
+    assert [r["path"] for r in scripted.requests[before:]] == ["/v1/chat/completions", "/v1/messages"]
+    # An Anthropic client whose last target is an OpenAI-kind 429: rate_limit_error.
+    with pytest.raises(anthropic.RateLimitError) as err:
+        claude.messages.create(model="claude-then-oa", max_tokens=10, messages=msgs)
+    assert err.value.body == {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit reached"}}
+    assert err.value.response.headers["retry-after"] == "7"
+    # Native: the upstream's own status and body.
+    with pytest.raises(openai.InternalServerError) as err:
+        oai.chat.completions.create(model="native-oa", messages=msgs)
+    assert err.value.status_code == 500
+    assert err.value.body == FAILURES["fail-500"][2]["error"]
+    with pytest.raises(anthropic.OverloadedError) as err:
+        claude.messages.create(model="native-claude", max_tokens=10, messages=msgs)
+    assert err.value.status_code == 529
+    assert err.value.response.headers["retry-after"] == "3"
+    # A streamed request fails the same way: before any byte, with the status.
+    with pytest.raises(anthropic.RateLimitError):
+        with claude.messages.stream(model="claude-then-oa", max_tokens=10, messages=msgs) as s:
+            s.get_final_message()
+    with pytest.raises(openai.APIStatusError) as err:
+        with oai.chat.completions.stream(model="oa-then-claude", messages=msgs) as s:
+            for _ in s:
+                pass
+    assert err.value.status_code == 503
+    lines = [json.loads(line) for line in fproxy.lines if '"msg":"request"' in line]
+    refused = [l for l in lines if l.get("outcome") == "upstream_refused"]
+    assert {(l["model"], l["status"]) for l in refused} == {
+        ("oa-then-claude", 503), ("claude-then-oa", 429), ("native-oa", 500), ("native-claude", 529)}
 
 
 def test_native_routes_and_count_tokens(claude, oai, tproxy):
@@ -339,9 +467,11 @@ def test_claude_code_tool_loop_on_an_openai_upstream(tproxy, scripted):
         assert sent["path"] == "/v1/chat/completions", "no query string on a translated request"
         assert "anthropic-beta" not in sent["headers"] and "anthropic-version" not in sent["headers"]
         dropped = got_headers["x-ai-proxy-dropped"].split(", ")
-        for name in ("cache_control", "thinking", "context_management", "tools.strict", "tools.defer_loading"):
+        for name in ("cache_control", "context_management", "tools.strict", "tools.defer_loading"):
             assert name in dropped, (name, dropped)
         up = sent["body"]
+        # Adaptive thinking leaves the upstream model's default: no reasoning_effort, nothing dropped.
+        assert "thinking" not in dropped and "reasoning_effort" not in up and "thinking" not in up
         assert up["messages"][0] == {"role": "system", "content": "You are Claude Code."}
         assert [t["function"]["name"] for t in up["tools"]] == ["Bash", "Read"]
         assert "strict" not in json.dumps(up["tools"]) and "defer_loading" not in json.dumps(up["tools"])

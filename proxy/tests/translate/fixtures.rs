@@ -90,6 +90,10 @@ pub fn summarize_anthropic(bytes: &[u8]) -> Vec<String> {
     let mut s = AnthropicSummary::default();
     for e in events(bytes) {
         assert!(!s.ended, "event after the end: {e:?}");
+        assert!(
+            !e.comment,
+            "Anthropic clients get ping events, not comments"
+        );
         let v: Value = serde_json::from_str(&e.data).expect("every data is JSON");
         let kind = v["type"].as_str().expect("type").to_owned();
         assert_eq!(e.name, kind, "event name and type differ");
@@ -115,7 +119,7 @@ pub fn summarize_anthropic(bytes: &[u8]) -> Vec<String> {
                 s.out
                     .push(format!("error {}", v["error"]["message"].as_str().unwrap()));
             }
-            "ping" => {}
+            "ping" => s.out.push("ping".to_owned()),
             other => panic!("unknown event {other}"),
         }
     }
@@ -213,8 +217,13 @@ pub fn summarize_openai(bytes: &[u8]) -> Vec<String> {
     let mut seen_tools = 0u64;
     let mut finished = false;
     let mut ended = false;
-    for (n, e) in events(bytes).into_iter().enumerate() {
+    let mut chunks = 0;
+    for e in events(bytes) {
         assert!(!ended, "chunk after the end: {e:?}");
+        if e.comment {
+            out.push("keepalive".to_owned());
+            continue;
+        }
         assert!(e.name.is_empty(), "OpenAI chunks have no event name");
         if e.data == "[DONE]" {
             ended = true;
@@ -243,10 +252,11 @@ pub fn summarize_openai(bytes: &[u8]) -> Vec<String> {
         assert!(!finished, "a choice chunk after finish_reason");
         let c = &choices[0];
         let d = &c["delta"];
-        if n == 0 {
+        if chunks == 0 {
             assert_eq!(d["role"], "assistant", "the first delta gives the role");
             out.push("role".to_owned());
         }
+        chunks += 1;
         if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
             out.push(format!("text {t}"));
         }

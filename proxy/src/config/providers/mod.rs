@@ -240,6 +240,14 @@ mod tests {
         assert_eq!((t.max_tokens, t.max_tokens_cap), (Some(2048), Some(8192)));
         let t = &c.model("m2").unwrap().targets[0];
         assert_eq!((t.max_tokens, t.max_tokens_cap), (None, None));
+        // check-config shows them where they are set.
+        let views = serde_json::to_value(c.model_views()).unwrap();
+        assert_eq!(
+            views[0]["targets"][0],
+            serde_json::json!({"provider": "oa", "model": "up1",
+                "max_tokens": 2048, "max_tokens_cap": 8192})
+        );
+        assert!(views[1]["targets"][0].get("max_tokens").is_none());
         let zero = GOOD.replace(
             "        model: up1\n",
             "        model: up1\n        max_tokens_cap: 0\n",

@@ -39,6 +39,8 @@ impl ProviderConfig {
                     .map(|t| TargetView {
                         provider: &self.providers[t.provider].name,
                         model: &t.upstream_model,
+                        max_tokens: t.max_tokens,
+                        max_tokens_cap: t.max_tokens_cap,
                     })
                     .collect(),
             })
@@ -70,6 +72,11 @@ pub struct ModelView<'a> {
 struct TargetView<'a> {
     provider: &'a str,
     model: &'a str,
+    /// For translated requests: the default `max_tokens` and its cap (absent when not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens_cap: Option<u64>,
 }
 
 /// `base_url` as written, each `${VAR}` shown as `***`: a variable's value may be a secret
