@@ -425,7 +425,7 @@ impl Metrics {
                 kind.as_str()
             );
         }
-        out.push_str("# HELP ai_proxy_fallbacks_total Failed upstream attempts by reason, and whether the next target was tried (decision=taken) or not because the request may have reached the upstream (decision=refused).\n# TYPE ai_proxy_fallbacks_total counter\n");
+        out.push_str("# HELP ai_proxy_fallbacks_total Failed upstream attempts by reason that were followed by another target (decision=taken), or after which the next target was not tried because the request may have reached the upstream (decision=refused).\n# TYPE ai_proxy_fallbacks_total counter\n");
         for ((reason, taken), n) in &f.fallbacks {
             let decision = if *taken { "taken" } else { "refused" };
             let _ = writeln!(
