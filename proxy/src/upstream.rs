@@ -27,7 +27,9 @@ use tower_service::Service as _;
 use crate::config::{Provider, ProviderConfig};
 use crate::request_body::UpstreamBody;
 
-/// How long an unused connection is kept for reuse.
+/// A connection unused for this long is dropped at the provider's next checkout instead of
+/// reused: the upstream (or a middlebox) may have forgotten it. Until then an idle connection
+/// costs one socket; most upstreams close theirs sooner, and hyper then marks it closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 type Connector = HttpsConnector<HttpConnector>;
