@@ -274,19 +274,27 @@ pub fn tls_config() -> rustls::ClientConfig {
 /// A pooled client for one provider.
 #[must_use]
 pub fn build_client(provider: &Provider, tls: &rustls::ClientConfig) -> HttpClient {
+    HttpClient {
+        pool: Arc::new(Pool::new(
+            connector(provider.timeouts.connect, tls),
+            &provider.base_url,
+        )),
+    }
+}
+
+/// TCP (no delay, keepalive probes) under TLS when the URL says `https`, offering h2 and
+/// HTTP/1.1 by ALPN.
+fn connector(connect_timeout: Duration, tls: &rustls::ClientConfig) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(provider.timeouts.connect));
+    http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_mins(1)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls.clone())
         .https_or_http()
         .enable_all_versions()
-        .wrap_connector(http);
-    HttpClient {
-        pool: Arc::new(Pool::new(https, &provider.base_url)),
-    }
+        .wrap_connector(http)
 }
 
 /// The `GET /v1/models` body listing `names`.
@@ -327,5 +335,106 @@ impl Upstreams {
             clients,
             models_json,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::{Request, Version};
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::net::TcpListener;
+
+    use super::{HttpClient, Pool, connector};
+    use crate::request_body::UpstreamBody;
+
+    /// An HTTPS upstream that offers only h2 by ALPN, answers every request with its HTTP
+    /// version, and counts its connections; and a client config trusting its certificate.
+    async fn h2_upstream() -> (u16, Arc<AtomicUsize>, rustls::ClientConfig) {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = key.cert.der().clone();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+            )
+            .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let version = format!("{:?}", req.version());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from(version),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (port, accepted, client)
+    }
+
+    /// Requests to an upstream that negotiates h2 go over HTTP/2, concurrently, on one
+    /// shared connection.
+    #[tokio::test]
+    async fn an_h2_upstream_is_spoken_to_over_one_shared_http2_connection() {
+        let (port, accepted, tls) = h2_upstream().await;
+        let base = format!("https://localhost:{port}/v1");
+        let client = HttpClient {
+            pool: Arc::new(Pool::new(connector(Duration::from_secs(5), &tls), &base)),
+        };
+        let send = |client: HttpClient, base: String| async move {
+            let req = Request::post(format!("{base}/chat/completions"))
+                .body(UpstreamBody::new([
+                    Bytes::from_static(b"{}"),
+                    Bytes::new(),
+                    Bytes::new(),
+                ]))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            assert_eq!(resp.version(), Version::HTTP_2);
+            resp.into_body().collect().await.unwrap().to_bytes()
+        };
+        // The first request makes the connection; the next ones run at once and share it.
+        assert_eq!(send(client.clone(), base.clone()).await, "HTTP/2.0");
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            tasks.push(tokio::spawn(send(client.clone(), base.clone())));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), "HTTP/2.0");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 }
