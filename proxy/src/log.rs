@@ -6,46 +6,146 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogFormat;
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
-static QUEUE: OnceLock<SyncSender<String>> = OnceLock::new();
-/// Lines handed to the writer and not yet written.
+static QUEUE: OnceLock<Queue> = OnceLock::new();
+/// Lines queued or being written, not yet written.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How long the writer gathers lines after the first one arrives before it writes them: one
+/// wake-up and one `write` per batch, not per request (a wake-up per line cost a futex call
+/// and a context switch on the proxy's core for every request).
+const BATCH_DELAY: Duration = Duration::from_millis(5);
+/// A batch this large is written without waiting for [`BATCH_DELAY`] to pass.
+const BATCH_BYTES: usize = 32 * 1024;
+
+/// The lines waiting for the writer thread: one buffer, appended to under a lock that the
+/// writer holds only to swap it for an empty one.
+struct Queue {
+    waiting: Mutex<Waiting>,
+    wake: Condvar,
+    /// At most this many lines wait; more are dropped.
+    capacity: usize,
+}
+
+struct Waiting {
+    text: Vec<u8>,
+    lines: usize,
+    writer: Writer,
+    /// Write now: the process is exiting.
+    urgent: bool,
+}
+
+/// What the writer thread is doing, so that a request wakes it only when it has to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Asleep until a line arrives.
+    Idle,
+    /// Gathering a batch until [`BATCH_DELAY`] passes or it reaches [`BATCH_BYTES`].
+    Gathering,
+    /// Woken, or writing: needs no wake-up.
+    Busy,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> Self {
+        Self {
+            waiting: Mutex::new(Waiting {
+                text: Vec::new(),
+                lines: 0,
+                writer: Writer::Busy,
+                urgent: false,
+            }),
+            wake: Condvar::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `line`, or drops and counts it when `capacity` lines wait already.
+    fn push(&self, line: &[u8]) {
+        let mut w = self.lock();
+        if w.lines >= self.capacity {
+            drop(w);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        w.text.extend_from_slice(line);
+        w.lines += 1;
+        PENDING.fetch_add(1, Ordering::Relaxed);
+        let wake = match w.writer {
+            Writer::Idle => true,
+            Writer::Gathering => w.text.len() >= BATCH_BYTES,
+            Writer::Busy => false,
+        };
+        if wake {
+            w.writer = Writer::Busy;
+            drop(w);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits for lines, gathers a batch, and swaps it into `batch`; returns how many lines.
+    fn take(&self, batch: &mut Vec<u8>) -> usize {
+        let mut w = self.lock();
+        while w.lines == 0 {
+            w.writer = Writer::Idle;
+            w = self.wake.wait(w).unwrap_or_else(PoisonError::into_inner);
+        }
+        let deadline = Instant::now() + BATCH_DELAY;
+        while w.text.len() < BATCH_BYTES && !w.urgent {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            w.writer = Writer::Gathering;
+            w = self
+                .wake
+                .wait_timeout(w, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        w.writer = Writer::Busy;
+        std::mem::swap(&mut w.text, batch);
+        std::mem::take(&mut w.lines)
+    }
+}
 
 /// Sets the format and starts the writer thread with a queue of `queue_lines`, once, at
 /// start. Lines logged before are written directly, as JSON.
 pub fn init(format: LogFormat, queue_lines: usize) {
     let _ = FORMAT.set(format);
-    let (tx, rx) = sync_channel(queue_lines);
+    if QUEUE.set(Queue::new(queue_lines)).is_err() {
+        return;
+    }
     let started = std::thread::Builder::new()
         .name("ai-proxy-log".to_owned())
-        .spawn(move || write_lines(&rx));
-    if started.is_ok() {
-        let _ = QUEUE.set(tx);
+        .spawn(write_lines);
+    if started.is_err() {
+        // No writer: lines would only pile up. Count them as dropped from now on.
+        if let Some(q) = QUEUE.get() {
+            q.lock().lines = usize::MAX;
+        }
     }
 }
 
-/// The writer thread: writes what is queued, several lines per `write` when they pile up.
-fn write_lines(rx: &Receiver<String>) {
-    let mut batch = String::with_capacity(64 * 1024);
-    while let Ok(line) = rx.recv() {
-        batch.push_str(&line);
-        let mut n = 1;
-        while batch.len() < 60 * 1024
-            && let Ok(line) = rx.try_recv()
-        {
-            batch.push_str(&line);
-            n += 1;
-        }
+/// The writer thread: one `write` per batch of queued lines.
+fn write_lines() {
+    let Some(queue) = QUEUE.get() else { return };
+    let mut batch = Vec::new();
+    loop {
+        let n = queue.take(&mut batch);
         // A closed stdout is ignored: logging must not stop serving.
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(batch.as_bytes()).and_then(|()| out.flush());
+        let _ = out.write_all(&batch).and_then(|()| out.flush());
         drop(out);
         PENDING.fetch_sub(n, Ordering::Relaxed);
         batch.clear();
@@ -54,9 +154,13 @@ fn write_lines(rx: &Receiver<String>) {
 
 /// Waits up to `limit` for queued lines to be written (at exit).
 pub fn flush(limit: Duration) {
+    if let Some(queue) = QUEUE.get() {
+        queue.lock().urgent = true;
+        queue.wake.notify_one();
+    }
     let deadline = Instant::now() + limit;
     while PENDING.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -200,7 +304,7 @@ impl Line {
     /// Adds an integer field.
     pub fn u64(mut self, key: &str, value: u64) -> Self {
         self.key(key);
-        let _ = write!(self.buf, "{value}");
+        push_u64(&mut self.buf, value);
         self
     }
 
@@ -208,8 +312,14 @@ impl Line {
     /// (formatting an `f64` costs several times more on every request).
     pub fn ms(mut self, key: &str, value: Duration) -> Self {
         self.key(key);
-        let micros = value.as_micros();
-        let _ = write!(self.buf, "{}.{:03}", micros / 1000, micros % 1000);
+        let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+        push_u64(&mut self.buf, micros / 1000);
+        self.buf.push('.');
+        let frac = micros % 1000;
+        for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+            self.buf
+                .push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+        }
         self
     }
 
@@ -221,21 +331,17 @@ impl Line {
     }
 
     /// Queues the line for stdout, or drops and counts it when the queue is full; never
-    /// waits. Before [`init`], writes directly.
+    /// waits for stdout. Before [`init`], writes directly.
     pub fn emit(mut self) {
         if self.json {
             self.buf.push('}');
         }
         self.buf.push('\n');
-        let Some(queue) = QUEUE.get() else {
-            let _ = std::io::stdout().lock().write_all(self.buf.as_bytes());
-            return;
-        };
-        PENDING.fetch_add(1, Ordering::Relaxed);
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(self.buf)
-        {
-            PENDING.fetch_sub(1, Ordering::Relaxed);
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+        match QUEUE.get() {
+            Some(queue) => queue.push(self.buf.as_bytes()),
+            None => {
+                let _ = std::io::stdout().lock().write_all(self.buf.as_bytes());
+            }
         }
     }
 }
@@ -255,40 +361,86 @@ pub fn error(msg: &str) -> Line {
     Line::new("error", msg)
 }
 
-/// Appends `value` as a JSON string literal.
+/// Appends `value` as a JSON string literal. Copies the runs between characters that need
+/// escaping whole (they are ASCII, so byte positions are character boundaries): most values
+/// need none, and a character at a time cost more than the rest of the line.
 fn push_json_string(buf: &mut String, value: &str) {
     buf.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => buf.push_str("\\\""),
-            '\\' => buf.push_str("\\\\"),
-            '\n' => buf.push_str("\\n"),
-            '\r' => buf.push_str("\\r"),
-            '\t' => buf.push_str("\\t"),
-            c if c < ' ' => {
-                let _ = write!(buf, "\\u{:04x}", u32::from(c));
-            }
-            c => buf.push(c),
+    let mut run = 0;
+    for (i, b) in value.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < b' ' => "",
+            _ => continue,
+        };
+        buf.push_str(&value[run..i]);
+        run = i + 1;
+        if escape.is_empty() {
+            let _ = write!(buf, "\\u{:04x}", u32::from(b));
+        } else {
+            buf.push_str(escape);
         }
     }
+    buf.push_str(&value[run..]);
     buf.push('"');
 }
 
-/// Appends RFC 3339 UTC time with milliseconds, without pulling in a date crate.
+/// Appends `value` in decimal (`core::fmt` costs several times more, on every request).
+fn push_u64(buf: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    buf.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// Appends RFC 3339 UTC time with milliseconds, without pulling in a date crate. The date
+/// and time to the second are formatted once a second per thread and reused: every request
+/// logs a line, and formatting six fields cost more than the rest of the line.
 fn write_timestamp(buf: &mut String) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
+    let (cached, mut text) = SECOND.get();
+    if cached != secs {
+        let mut s = String::with_capacity(19);
+        format_second(&mut s, secs);
+        text.copy_from_slice(s.as_bytes());
+        SECOND.set((secs, text));
+    }
+    buf.push_str(std::str::from_utf8(&text).unwrap_or_default());
+    let ms = now.subsec_millis();
+    buf.push('.');
+    for digit in [ms / 100, ms / 10 % 10, ms % 10] {
+        buf.push(char::from_digit(digit, 10).unwrap_or('0'));
+    }
+    buf.push('Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for `secs` since the epoch (19 bytes for years 1970–9999).
+fn format_second(buf: &mut String, secs: u64) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
     let _ = write!(
         buf,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        now.subsec_millis()
     );
 }
 
@@ -314,13 +466,92 @@ fn civil_from_days(days: u64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::{civil_from_days, push_json_string};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::{
+        Queue, Writer, civil_from_days, format_second, push_json_string, push_u64, write_timestamp,
+    };
 
     #[test]
     fn dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    /// Lines queued while the writer sleeps reach it in one batch, in order; past the
+    /// capacity they are dropped and counted, and a full queue takes lines again once the
+    /// writer has taken its batch.
+    #[test]
+    fn lines_are_batched_bounded_and_counted() {
+        let queue: &'static Queue = Box::leak(Box::new(Queue::new(3)));
+        let writer = std::thread::spawn(|| {
+            let mut batch = Vec::new();
+            let lines = queue.take(&mut batch);
+            (lines, batch)
+        });
+        // Let the writer go to sleep first, so the first line must wake it.
+        while queue.lock().writer != Writer::Idle {
+            std::thread::yield_now();
+        }
+        let dropped = super::dropped_total();
+        for i in 0..5 {
+            queue.push(format!("line {i}\n").as_bytes());
+        }
+        assert_eq!(super::dropped_total() - dropped, 2);
+        let (lines, batch) = writer.join().unwrap();
+        assert_eq!(lines, 3);
+        assert_eq!(batch, b"line 0\nline 1\nline 2\n");
+        queue.push(b"again\n");
+        assert_eq!(queue.lock().lines, 1);
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [0, 7, 10, 999, 1_000, 18_446_744_073_709_551_615] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        let line = super::Line {
+            buf: String::new(),
+            json: true,
+        }
+        .ms("a", std::time::Duration::from_micros(12_034))
+        .ms("b", std::time::Duration::from_micros(5));
+        assert_eq!(line.buf, ",\"a\":12.034,\"b\":0.005");
+    }
+
+    #[test]
+    fn timestamps() {
+        let mut s = String::new();
+        format_second(&mut s, 1_709_164_800 + 3_661);
+        assert_eq!(s, "2024-02-29T01:01:01");
+        let second = |s: u64| {
+            let mut t = String::new();
+            format_second(&mut t, s);
+            t
+        };
+        let now = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        // Twice: the first formats the second, the second may reuse it.
+        for _ in 0..2 {
+            let before = now();
+            let mut t = String::new();
+            write_timestamp(&mut t);
+            let after = now();
+            assert_eq!(t.len(), 24, "{t}");
+            assert!(t.ends_with('Z') && t.as_bytes()[19] == b'.', "{t}");
+            assert!(t[20..23].bytes().all(|b| b.is_ascii_digit()), "{t}");
+            assert!(
+                t[..19] == second(before) || t[..19] == second(after),
+                "{t} is not now"
+            );
+        }
     }
 
     #[test]
@@ -332,6 +563,9 @@ mod tests {
             "nl\n\r\t",
             "ctl\u{1}\u{1f}",
             "ünï😀",
+            "\"",
+            "ü\"ü\\\u{7f}\u{0}end",
+            "",
         ] {
             let mut buf = String::new();
             push_json_string(&mut buf, s);

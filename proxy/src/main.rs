@@ -250,11 +250,7 @@ fn serve(dir: &ConfigDir) -> ExitCode {
     // The runtime and the signal handlers come first, before the config is read or the port
     // bound: a SIGHUP's default action is to kill the process, and an orchestrator may send
     // one at any time after start.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("ai-proxy")
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ai-proxy: cannot start the async runtime: {e}");
@@ -282,6 +278,24 @@ fn serve(dir: &ConfigDir) -> ExitCode {
     let code = runtime.block_on(run(config, signals));
     log::flush(std::time::Duration::from_secs(2));
     code
+}
+
+/// The async runtime: one thread when the process may use one CPU (a container limited to
+/// 0.5 or 1 CPU, the bench's pinned core), else a worker per CPU. On one CPU a multi-thread
+/// runtime only adds work: its worker times every task poll (two clock reads and a `pow`) to
+/// tune its queues, and the accept loop runs on a second thread that has to wake it.
+/// `TOKIO_WORKER_THREADS` overrides the count, as tokio's own builder reads it.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut builder = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().thread_name("ai-proxy").build()
 }
 
 /// Said at start (and by `check-config`) when plain HTTP listens beyond loopback.

@@ -267,5 +267,47 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     let keys = KEYS.get_or_init(RandomState::new);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let (a, b) = (keys.hash_one(n), keys.hash_one(!n));
-    HeaderValue::from_str(&format!("{a:016x}{b:016x}")).unwrap_or(HeaderValue::from_static("0"))
+    // Hex by hand: `format!("{a:016x}{b:016x}")` cost 3.6k instructions per request.
+    let mut hex = [0u8; 32];
+    let digits = u128::from(a) << 64 | u128::from(b);
+    for (i, out) in hex.iter_mut().enumerate() {
+        let nibble = (digits >> (124 - 4 * i)) & 0xf;
+        *out = b"0123456789abcdef"[usize::try_from(nibble).unwrap_or(0)];
+    }
+    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue};
+
+    use super::request_id;
+
+    #[test]
+    fn generated_request_ids_are_32_hex_digits_and_differ() {
+        let headers = HeaderMap::new();
+        let (a, b) = (request_id(&headers), request_id(&headers));
+        for id in [&a, &b] {
+            let text = id.to_str().unwrap();
+            assert_eq!(text.len(), 32, "{text}");
+            assert!(
+                text.bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{text}"
+            );
+        }
+        assert_ne!(a, b);
+        // Not all zeros: the digits come from the hashes.
+        assert_ne!(
+            a,
+            HeaderValue::from_static("00000000000000000000000000000000")
+        );
+    }
+
+    #[test]
+    fn a_plain_client_request_id_is_kept() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("req-abc.123"));
+        assert_eq!(request_id(&headers), "req-abc.123");
+    }
 }

@@ -1,20 +1,261 @@
-//! Upstream clients: one pooled HTTP client per provider (rustls with compiled-in roots,
-//! HTTP/1.1 and HTTP/2), built at start and on reload, with the configuration they serve.
+//! Upstream clients: one connection pool per provider (rustls with compiled-in roots,
+//! HTTP/1.1 and HTTP/2 by ALPN), built at start and on reload, with the configuration they
+//! serve.
+//!
+//! The pool is hyper's connection API with a list of senders per provider rather than
+//! hyper-util's legacy client: that one hashes its pool key (SipHash) on every checkout and
+//! return, formats the `Host` header per request, and spawns a task per request to put the
+//! connection back; here a checkout scans the provider's few connections for a ready one, and
+//! `Host` is built once.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::header::HOST;
+use http::uri::Authority;
+use http::{HeaderValue, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tower_service::Service as _;
 
 use crate::config::{Provider, ProviderConfig};
 use crate::request_body::UpstreamBody;
 
-/// The pooled client type used for every provider.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+/// A connection unused for this long is dropped at the provider's next checkout instead of
+/// reused: the upstream (or a middlebox) may have forgotten it. Until then an idle connection
+/// costs one socket; most upstreams close theirs sooner, and hyper then marks it closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+type Connector = HttpsConnector<HttpConnector>;
+type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// The pooled client of one provider. Cloning shares the pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    connector: Connector,
+    /// `Host` for the provider's authority, built once.
+    host: Option<(Authority, HeaderValue)>,
+    /// HTTP/1.1 connections, most recently used last; a busy one stays listed and is
+    /// skipped until hyper says it is ready for the next request.
+    http1: Mutex<Vec<Pooled>>,
+    /// The HTTP/2 connection, shared by every request while it is open.
+    http2: Mutex<Option<http2::SendRequest<UpstreamBody>>>,
+}
+
+struct Pooled {
+    sender: http1::SendRequest<UpstreamBody>,
+    /// When it was last handed out.
+    used: Instant,
+}
+
+/// Why an upstream request failed: no connection (DNS, TCP, TLS), or the exchange on it.
+#[derive(Debug)]
+pub struct ClientError {
+    connect: bool,
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl ClientError {
+    /// Whether the request never reached the upstream: no connection could be made.
+    #[must_use]
+    pub fn is_connect(&self) -> bool {
+        self.connect
+    }
+
+    fn connect(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            connect: true,
+            source: source.into(),
+        }
+    }
+
+    fn request(source: hyper::Error) -> Self {
+        Self {
+            connect: false,
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.connect {
+            "client error (Connect)"
+        } else {
+            "client error (SendRequest)"
+        })
+    }
+}
+
+impl StdError for ClientError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// A connection taken from the pool or made for one request.
+enum Sender {
+    Http1(http1::SendRequest<UpstreamBody>, Reused),
+    Http2(http2::SendRequest<UpstreamBody>),
+}
+
+/// Whether an HTTP/1 connection was used before: a request that finds it closed by the
+/// upstream in the meantime, unsent, is retried once on a new connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reused {
+    Yes,
+    No,
+}
+
+impl HttpClient {
+    /// Sends `req` (an absolute URI on the provider) and waits for the response headers.
+    ///
+    /// # Errors
+    /// When no connection can be made, or the exchange fails.
+    pub async fn request(
+        &self,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let pool = &self.pool;
+        let mut sender = pool.checkout(req.uri()).await?;
+        loop {
+            match sender {
+                Sender::Http2(mut h2) => {
+                    return h2.send_request(req).await.map_err(ClientError::request);
+                }
+                Sender::Http1(mut h1, reused) => {
+                    pool.set_host(&mut req);
+                    match h1.try_send_request(req).await {
+                        Ok(response) => {
+                            pool.put(h1);
+                            return Ok(response);
+                        }
+                        // The upstream closed the idle connection as the request went out,
+                        // unsent: once more on a new one, as hyper-util's client did.
+                        Err(mut e) if reused == Reused::Yes && e.message().is_some() => {
+                            req = e.take_message().unwrap_or_else(|| unreachable!());
+                            sender = pool.connect(req.uri()).await?;
+                        }
+                        Err(e) => return Err(ClientError::request(e.into_error())),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Pool {
+    fn new(connector: Connector, base_url: &str) -> Self {
+        let host = base_url
+            .parse::<Uri>()
+            .ok()
+            .and_then(|uri| Some((uri.authority()?.clone(), uri)))
+            .and_then(|(authority, uri)| Some((authority, host_header(&uri)?)));
+        Self {
+            connector,
+            host,
+            http1: Mutex::new(Vec::new()),
+            http2: Mutex::new(None),
+        }
+    }
+
+    /// A ready connection: the open HTTP/2 one, the most recently used ready HTTP/1 one
+    /// (dropping closed and long-unused ones on the way), or a new one.
+    async fn checkout(&self, uri: &Uri) -> Result<Sender, ClientError> {
+        if let Some(h2) = lock(&self.http2).as_ref().filter(|s| !s.is_closed()) {
+            return Ok(Sender::Http2(h2.clone()));
+        }
+        {
+            let mut idle = lock(&self.http1);
+            let now = Instant::now();
+            idle.retain(|p| !p.sender.is_closed() && now.duration_since(p.used) < IDLE_TIMEOUT);
+            if let Some(i) = idle.iter().rposition(|p| p.sender.is_ready()) {
+                return Ok(Sender::Http1(idle.remove(i).sender, Reused::Yes));
+            }
+        }
+        self.connect(uri).await
+    }
+
+    /// A new connection to `uri`'s host: HTTP/2 when TLS negotiated it, else HTTP/1.1.
+    async fn connect(&self, uri: &Uri) -> Result<Sender, ClientError> {
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(ClientError::connect)?;
+        let io: Io = connector
+            .call(uri.clone())
+            .await
+            .map_err(ClientError::connect)?;
+        if io.connected().is_negotiated_h2() {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(ClientError::connect)?;
+            tokio::spawn(conn);
+            *lock(&self.http2) = Some(sender.clone());
+            return Ok(Sender::Http2(sender));
+        }
+        let (sender, conn) = http1::handshake(io).await.map_err(ClientError::connect)?;
+        tokio::spawn(conn);
+        Ok(Sender::Http1(sender, Reused::No))
+    }
+
+    /// Gives an HTTP/1 connection back, busy until its response body is read.
+    fn put(&self, sender: http1::SendRequest<UpstreamBody>) {
+        lock(&self.http1).push(Pooled {
+            sender,
+            used: Instant::now(),
+        });
+    }
+
+    /// HTTP/1 takes the path as the request target and the authority as `Host`.
+    fn set_host(&self, req: &mut Request<UpstreamBody>) {
+        let host = match &self.host {
+            Some((authority, value)) if req.uri().authority() == Some(authority) => {
+                Some(value.clone())
+            }
+            _ => host_header(req.uri()),
+        };
+        if let Some(host) = host {
+            req.headers_mut().entry(HOST).or_insert(host);
+        }
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(path);
+    }
+}
+
+/// `Host` for `uri`: its host, and its port unless the scheme's default.
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::from_str(&value).ok()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Builds the TLS configuration once: ring, TLS 1.2/1.3, Mozilla's roots compiled in (the
 /// image is `FROM scratch` and has no CA bundle).
@@ -33,21 +274,27 @@ pub fn tls_config() -> rustls::ClientConfig {
 /// A pooled client for one provider.
 #[must_use]
 pub fn build_client(provider: &Provider, tls: &rustls::ClientConfig) -> HttpClient {
+    HttpClient {
+        pool: Arc::new(Pool::new(
+            connector(provider.timeouts.connect, tls),
+            &provider.base_url,
+        )),
+    }
+}
+
+/// TCP (no delay, keepalive probes) under TLS when the URL says `https`, offering h2 and
+/// HTTP/1.1 by ALPN.
+fn connector(connect_timeout: Duration, tls: &rustls::ClientConfig) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(provider.timeouts.connect));
+    http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_mins(1)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls.clone())
         .https_or_http()
         .enable_all_versions()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https)
+        .wrap_connector(http)
 }
 
 /// The `GET /v1/models` body listing `names`.
@@ -88,5 +335,106 @@ impl Upstreams {
             clients,
             models_json,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::{Request, Version};
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::net::TcpListener;
+
+    use super::{HttpClient, Pool, connector};
+    use crate::request_body::UpstreamBody;
+
+    /// An HTTPS upstream that offers only h2 by ALPN, answers every request with its HTTP
+    /// version, and counts its connections; and a client config trusting its certificate.
+    async fn h2_upstream() -> (u16, Arc<AtomicUsize>, rustls::ClientConfig) {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = key.cert.der().clone();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+            )
+            .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let version = format!("{:?}", req.version());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from(version),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (port, accepted, client)
+    }
+
+    /// Requests to an upstream that negotiates h2 go over HTTP/2, concurrently, on one
+    /// shared connection.
+    #[tokio::test]
+    async fn an_h2_upstream_is_spoken_to_over_one_shared_http2_connection() {
+        let (port, accepted, tls) = h2_upstream().await;
+        let base = format!("https://localhost:{port}/v1");
+        let client = HttpClient {
+            pool: Arc::new(Pool::new(connector(Duration::from_secs(5), &tls), &base)),
+        };
+        let send = |client: HttpClient, base: String| async move {
+            let req = Request::post(format!("{base}/chat/completions"))
+                .body(UpstreamBody::new([
+                    Bytes::from_static(b"{}"),
+                    Bytes::new(),
+                    Bytes::new(),
+                ]))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            assert_eq!(resp.version(), Version::HTTP_2);
+            resp.into_body().collect().await.unwrap().to_bytes()
+        };
+        // The first request makes the connection; the next ones run at once and share it.
+        assert_eq!(send(client.clone(), base.clone()).await, "HTTP/2.0");
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            tasks.push(tokio::spawn(send(client.clone(), base.clone())));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), "HTTP/2.0");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 }

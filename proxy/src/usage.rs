@@ -5,7 +5,10 @@
 //! When the proxy asked for OpenAI's usage chunk on the client's behalf
 //! (`stream_options.include_usage`), the observer also removes that chunk from the stream.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
+use memchr::memmem::{Finder, FinderRev};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -282,7 +285,7 @@ impl UsageObserver {
     fn event(&mut self, event: &[u8]) -> bool {
         // Nearly every event carries no usage: one vectorised search skips it whole, before
         // any line splitting (callgrind: 41k of a stream's 142k instructions went there).
-        if memchr::memmem::find(event, USAGE_KEY).is_none() {
+        if USAGE_FINDER.find(event).is_none() {
             return false;
         }
         let mut drop = false;
@@ -352,13 +355,18 @@ impl UsageObserver {
     }
 }
 
+/// The `stream_options` value that asks for the usage chunk.
+const ASK: &str = "{\"include_usage\":true}";
+/// [`ASK`] as a member inserted after the body's opening brace; spelled out (a test checks it
+/// against [`ASK`]) so that it is not formatted on every streamed request.
+const ASK_MEMBER: &str = "\"stream_options\":{\"include_usage\":true},";
+
 /// For a streamed OpenAI request whose client did not ask for the final usage chunk: plans
 /// the splice into `field` that asks for it (`stream_options.include_usage: true`, inserted
 /// or merged into the client's `stream_options`), and returns `true` — the observer must then
 /// remove that chunk. Only the small `stream_options` value is re-serialized; the rest of
 /// the body is sliced, not copied (see [`crate::model_field::rewrite`]).
 pub fn ask_for_usage(body: &[u8], field: &mut crate::model_field::ModelField<'_>) -> bool {
-    const ASK: &str = "{\"include_usage\":true}";
     if !field.stream {
         return false;
     }
@@ -367,7 +375,7 @@ pub fn ask_for_usage(body: &[u8], field: &mut crate::model_field::ModelField<'_>
         let Some(open) = body.iter().position(|&b| b == b'{') else {
             return false;
         };
-        let value = Bytes::from(format!("\"stream_options\":{ASK},"));
+        let value = Bytes::from_static(ASK_MEMBER.as_bytes());
         field.extra = Some(((open + 1, open + 1), value));
         return true;
     };
@@ -416,12 +424,16 @@ fn event_end(buf: &[u8], from: usize, after_newline: bool) -> Option<usize> {
 
 /// The key whose object value carries the token counts, quoted as it stands in JSON.
 const USAGE_KEY: &[u8] = b"\"usage\"";
+/// [`USAGE_KEY`]'s searchers, built once: `memmem::find` and `rfind` build one per call, which
+/// cost more than the search itself on every event of every stream.
+static USAGE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(USAGE_KEY));
+static USAGE_FINDER_REV: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(USAGE_KEY));
 
 /// Where the object value of the last `"usage"` key in `text` starts, if its value is an
 /// object (not `null`). Inside a JSON string the quotes would be escaped, so an unescaped
 /// `"usage"` is a key.
 fn usage_object(text: &[u8]) -> Option<usize> {
-    let at = memchr::memmem::rfind(text, USAGE_KEY)?;
+    let at = USAGE_FINDER_REV.rfind(text)?;
     let mut i = at + USAGE_KEY.len();
     while text.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
@@ -481,6 +493,11 @@ struct AnthropicMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inserted_member_is_the_asked_value() {
+        assert_eq!(ASK_MEMBER, format!("\"stream_options\":{ASK},"));
+    }
 
     fn run(shape: Shape, strip: bool, sse: bool, chunks: &[&str]) -> (UsageObserver, String) {
         let mut o = UsageObserver::new(shape, strip);

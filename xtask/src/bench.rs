@@ -17,6 +17,7 @@ mod plan;
 mod procfs;
 mod report;
 mod servers;
+mod variants;
 mod wrk;
 
 use std::fmt::Write as _;
@@ -168,6 +169,8 @@ pub struct Measured {
     pub cold_start_ms: Vec<f64>,
     pub sizes: Sizes,
     pub allocators: Vec<AllocatorFigures>,
+    /// TLS and translated points next to their plain ones (c=64, json).
+    pub variants: Vec<variants::VariantSample>,
 }
 
 impl Args {

@@ -2,6 +2,7 @@
 //! proxy's config directory and wrk scripts; which port and path reach each target, and the
 //! check that every target answers what the mock answers before anything is measured.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -122,6 +123,72 @@ pub fn is_mock_answer(mode: Mode, resp: &http::Response) -> bool {
             Mode::Json => text.contains(servers::MOCK_JSON_MARKER),
             Mode::Stream => text.contains("chat.completion.chunk") && text.contains("data: [DONE]"),
         }
+}
+
+/// Whether `resp` is the mock's answer translated to Anthropic's Messages shape.
+pub fn is_translated_answer(mode: Mode, resp: &http::Response) -> bool {
+    let text = resp.body_text();
+    resp.status == 200
+        && match mode {
+            Mode::Json => {
+                text.contains("\"type\":\"message\"")
+                    && text.contains("fixed answer from the benchmark")
+            }
+            // The answer's text comes in deltas, one per mock event.
+            Mode::Stream => {
+                text.contains("event: content_block_delta") && text.contains("event: message_stop")
+            }
+        }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key in `dir` (`openssl`, P-256), for the
+/// TLS points: (certificate, key).
+pub fn write_tls_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("bench-cert.pem"), dir.join("bench-key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl to make the bench's TLS certificate (apt-get install openssl)")?;
+    ensure!(
+        out.status.success(),
+        "openssl could not make the bench's TLS certificate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((cert, key))
+}
+
+/// The proxy's config from `dir` in `to`, with TLS on (a manual, self-signed certificate);
+/// returns the certificate and key files.
+pub fn write_tls_config(dir: &Path, to: &Path) -> Result<(PathBuf, PathBuf)> {
+    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let (cert, key) = write_tls_cert(to)?;
+    let mut env = fs::read_to_string(dir.join(".env")).context("reading the bench .env")?;
+    let _ = write!(
+        env,
+        "TLS_CERT_FILE={}\nTLS_KEY_FILE={}\n",
+        cert.display(),
+        key.display()
+    );
+    fs::write(to.join(".env"), env).context("writing the bench TLS .env")?;
+    fs::copy(
+        dir.join("provider-config.yaml"),
+        to.join("provider-config.yaml"),
+    )
+    .context("copying the bench provider-config.yaml")?;
+    Ok((cert, key))
 }
 
 /// The proxy's config directory: three openai-kind providers on the mocks.

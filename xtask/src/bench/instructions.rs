@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::fixture::{is_mock_answer, write_proxy_config};
+use super::fixture::{is_mock_answer, is_translated_answer, write_proxy_config, write_tls_config};
 use super::http::{self, KeepAlive};
-use super::plan::{Mode, TOKEN, Target, request_body};
+use super::plan::{Mode, TOKEN, Target, messages_body, request_body};
 use super::servers::{self, Launch, Server};
 use crate::paths;
 
@@ -44,29 +44,57 @@ pub struct Subject {
     /// Client keys in its `provider-config.yaml`; its requests present the last one. With none,
     /// they present the operator's `AUTH_TOKEN`.
     pub clients: u32,
+    pub variant: Variant,
+}
+
+/// What an ai-proxy point changes from the plain one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Plain HTTP, `OpenAI` chat completions to an `openai`-kind provider.
+    Plain,
+    /// The same over TLS between client and proxy (a manual self-signed certificate); the
+    /// client side is an nginx run natively in front, so only the proxy's side is counted.
+    Tls,
+    /// An Anthropic-shaped `POST /v1/messages` to the same `openai`-kind provider: the
+    /// request and the answer translated.
+    Translated,
 }
 
 /// The subjects of `--instructions`, in report order; ai-proxy's plain point is the one the
-/// budget holds. More ai-proxy variants join this list when their features land (issue 14): a
-/// TLS point (HTTPS between client and proxy) and a translated point (an Anthropic-shaped request
-/// to an `openai`-kind provider), each with its own name and what it changes in the launch or request.
-pub const SUBJECTS: [Subject; 3] = [NGINX, PROXY, PROXY_KEYS];
+/// budget holds.
+pub const SUBJECTS: [Subject; 5] = [NGINX, PROXY, PROXY_KEYS, PROXY_TLS, PROXY_TRANSLATED];
 const NGINX: Subject = Subject {
     name: "nginx",
     target: Target::Nginx,
     clients: 0,
+    variant: Variant::Plain,
 };
 const PROXY: Subject = Subject {
     name: "ai-proxy",
     target: Target::Proxy,
     clients: 0,
+    variant: Variant::Plain,
 };
 
 /// ai-proxy with 1,000 client keys configured (issue 13), each request presenting the last.
 const PROXY_KEYS: Subject = Subject {
     name: "ai-proxy+1k-keys",
-    target: Target::Proxy,
     clients: 1_000,
+    ..PROXY
+};
+
+/// ai-proxy serving HTTPS (issue 10).
+const PROXY_TLS: Subject = Subject {
+    name: "ai-proxy+tls",
+    variant: Variant::Tls,
+    ..PROXY
+};
+
+/// ai-proxy translating Anthropic's Messages API to `OpenAI`'s (issue 12).
+const PROXY_TRANSLATED: Subject = Subject {
+    name: "ai-proxy+translated",
+    variant: Variant::Translated,
+    ..PROXY
 };
 
 /// Instructions per request for one subject and mode, one figure per repeat.
@@ -151,6 +179,9 @@ pub fn measure(dir: &Path, bin: &Path, subjects: &[Subject], repeats: u32) -> Re
     for subject in subjects.iter().filter(|s| s.clients > 0) {
         write_clients_config(dir, mock.port, subject.clients)?;
     }
+    if subjects.iter().any(|s| s.variant == Variant::Tls) {
+        let _ = write_tls_config(dir, &dir.join("tls"))?;
+    }
     let mut counter = Counter {
         dir,
         bin,
@@ -196,12 +227,14 @@ pub fn measure(dir: &Path, bin: &Path, subjects: &[Subject], repeats: u32) -> Re
     Ok(figures)
 }
 
-/// The config directory `subject` runs with: the plain one, or its own with client keys.
+/// The config directory `subject` runs with: the plain one, or its own with client keys or TLS.
 fn config_dir(dir: &Path, subject: Subject) -> PathBuf {
-    if subject.clients == 0 {
-        dir.to_path_buf()
-    } else {
+    if subject.clients > 0 {
         dir.join(format!("clients-{}", subject.clients))
+    } else if subject.variant == Variant::Tls {
+        dir.join("tls")
+    } else {
+        dir.to_path_buf()
     }
 }
 
@@ -276,7 +309,12 @@ impl Counter<'_> {
             }
             Target::Direct => bail!("the direct connection runs no server to count"),
         };
-        let sent = send_load(subject, &server, run);
+        let sent = if subject.variant == Variant::Tls {
+            servers::start_tls_front(self.dir, server.port)
+                .and_then(|front| send_load(subject, front.port, run))
+        } else {
+            send_load(subject, server.port, run)
+        };
         // Stopping (SIGTERM) makes valgrind write the counts; a failed load still stops it.
         drop(server);
         sent.with_context(|| format!("{} {} run under callgrind", subject.name, run.name()))?;
@@ -284,23 +322,32 @@ impl Counter<'_> {
     }
 }
 
-/// Sends `run`'s requests on one keep-alive connection and checks every answer.
-fn send_load(subject: Subject, server: &Server, run: Run) -> Result<()> {
+/// Sends `run`'s requests on one keep-alive connection to `port` and checks every answer.
+fn send_load(subject: Subject, port: u16, run: Run) -> Result<()> {
     // Under callgrind a request takes milliseconds; a minute means something is stuck.
-    let mut conn = KeepAlive::connect(server.port, Duration::from_mins(1))?;
+    let mut conn = KeepAlive::connect(port, Duration::from_mins(1))?;
     for mode in Mode::ALL {
-        let path = super::fixture::Bench::path(subject.target, mode);
-        let body = request_body(mode.model(), mode == Mode::Stream);
+        let stream = mode == Mode::Stream;
         let token = if subject.clients > 0 {
             client_key(subject.clients)
         } else {
             TOKEN.to_owned()
         };
-        let request = http::post(path, Some(&token), &body, true);
+        let (request, answered): (_, fn(Mode, &http::Response) -> bool) =
+            if subject.variant == Variant::Translated {
+                let body = messages_body(mode.model(), stream);
+                let headers = [("anthropic-version", "2023-06-01")];
+                let request = http::post_with("/v1/messages", Some(&token), &headers, &body, true);
+                (request, is_translated_answer)
+            } else {
+                let path = super::fixture::Bench::path(subject.target, mode);
+                let body = request_body(mode.model(), stream);
+                (http::post(path, Some(&token), &body, true), is_mock_answer)
+            };
         for i in 0..run.requests(mode) {
             let resp = conn.exchange(&request)?;
             ensure!(
-                is_mock_answer(mode, &resp),
+                answered(mode, &resp),
                 "{} request {i} was not the mock's answer: status {}\n{}",
                 mode.name(),
                 resp.status,

@@ -39,6 +39,7 @@ impl Bench<'_> {
             }
         }
         let samples = self.load_points(&proxy)?;
+        let variants = self.variants(bin, &proxy)?;
         let ttfb = self.ttfb(&proxy)?;
         self.leak_check(&proxy, &mut memory)?;
         memory.streams = self.plan.streams;
@@ -59,6 +60,7 @@ impl Bench<'_> {
             cold_start_ms,
             sizes,
             allocators,
+            variants,
         })
     }
 

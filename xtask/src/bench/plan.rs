@@ -8,6 +8,8 @@ use super::Args;
 /// Long enough for a valid bench token (the proxy refuses tokens under 16 characters).
 pub const TOKEN: &str = "bench-token-0123456789abcdef";
 const REQUEST: &str = include_str!("../../bench/request.json");
+/// The same conversation as [`REQUEST`] in Anthropic's Messages shape, for the translated points.
+const MESSAGES: &str = include_str!("../../bench/messages.json");
 
 /// How much to measure.
 #[derive(Serialize)]
@@ -110,6 +112,15 @@ impl Serialize for Mode {
 /// The request body for `model`, streaming or not; the same bytes go to every target.
 pub fn request_body(model: &str, stream: bool) -> String {
     REQUEST
+        .trim_end()
+        .replace("@MODEL@", model)
+        .replace("@STREAM@", if stream { "true" } else { "false" })
+}
+
+/// [`request_body`] in Anthropic's Messages shape (`POST /v1/messages`), which ai-proxy
+/// translates for the `openai`-kind mock.
+pub fn messages_body(model: &str, stream: bool) -> String {
+    MESSAGES
         .trim_end()
         .replace("@MODEL@", model)
         .replace("@STREAM@", if stream { "true" } else { "false" })

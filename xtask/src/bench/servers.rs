@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use super::{http, procfs};
 
 const MOCK_CONF: &str = include_str!("../../bench/mock.nginx.conf");
 const BASELINE_CONF: &str = include_str!("../../bench/baseline.nginx.conf");
+const TLS_FRONT_CONF: &str = include_str!("../../bench/tls-front.nginx.conf");
 const CHAT_JSON: &str = include_str!("../../bench/chat-completion.json");
 const CHAT_SSE: &str = include_str!("../../bench/chat-stream.sse");
 
@@ -223,6 +224,46 @@ pub fn start_baseline(dir: &Path, mock_port: u16, launch: &Launch) -> Result<Ser
         .replace("@PORT@", &port.to_string())
         .replace("@MOCK_PORT@", &mock_port.to_string());
     start_nginx("baseline", dir, &conf, port, launch)
+}
+
+/// The nginx baseline serving HTTPS with `cert` and `key` (PEM files): the same reverse
+/// proxy, its listener with `ssl`.
+pub fn start_baseline_tls(
+    dir: &Path,
+    mock_port: u16,
+    (cert, key): (&Path, &Path),
+    launch: &Launch,
+) -> Result<Server> {
+    const LISTEN: &str = "listen 127.0.0.1:@PORT@ backlog=4096;";
+    ensure!(
+        BASELINE_CONF.contains(LISTEN),
+        "baseline.nginx.conf has no `{LISTEN}` line for the TLS baseline to add `ssl` to"
+    );
+    let port = http::free_port()?;
+    let listen = format!(
+        "listen 127.0.0.1:@PORT@ ssl backlog=4096;\n        ssl_certificate {};\n        \
+         ssl_certificate_key {};",
+        cert.display(),
+        key.display()
+    );
+    let conf = BASELINE_CONF
+        .replace(LISTEN, &listen)
+        .replace("@PREFIX@/baseline", "@PREFIX@/baseline-tls")
+        .replace("@PREFIX@", &dir.display().to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@MOCK_PORT@", &mock_port.to_string());
+    start_nginx("baseline-tls", dir, &conf, port, launch)
+}
+
+/// nginx taking plain requests and sending them over TLS to ai-proxy on `proxy_port`: the
+/// client side of the instructions' TLS point, run natively so it is not counted.
+pub fn start_tls_front(dir: &Path, proxy_port: u16) -> Result<Server> {
+    let port = http::free_port()?;
+    let conf = TLS_FRONT_CONF
+        .replace("@PREFIX@", &dir.display().to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@PROXY_PORT@", &proxy_port.to_string());
+    start_nginx("tls-front", dir, &conf, port, &Launch::default())
 }
 
 /// Spawns ai-proxy on a fresh port without waiting for it.

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::goals::Check;
 use super::stats::{MIB, Point, kib_to_mib, median, percentile};
+use crate::bench::variants::{CONNECTIONS, Variant, VariantSample};
 use crate::bench::{Mode, Results, Sample, Target};
 
 fn opt(v: Option<f64>, decimals: usize) -> String {
@@ -17,6 +18,7 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
 pub fn markdown(results: &Results, points: &[Point], checks: &[Check]) -> String {
     let mut s = String::new();
     load_table(&mut s, results, points);
+    variants_table(&mut s, results);
     ttfb_table(&mut s, results);
     footprint_table(&mut s, results);
     goals_table(&mut s, checks);
@@ -58,6 +60,53 @@ fn load_table(s: &mut String, results: &Results, points: &[Point]) {
             opt(p.rss_kib.map(kib_to_mib), 1),
         );
     }
+}
+
+/// The TLS and translated points, each with what it costs over its plain point.
+fn variants_table(s: &mut String, results: &Results) {
+    let samples = &results.measured.variants;
+    if samples.is_empty() {
+        return;
+    }
+    let med = |v: Variant, f: fn(&VariantSample) -> f64| {
+        let values: Vec<f64> = samples.iter().filter(|x| x.variant == v).map(f).collect();
+        median(&values)
+    };
+    let cpu = |v| med(v, VariantSample::cpu_us_per_request);
+    let _ = writeln!(
+        s,
+        "\nTLS and translation (non-streaming, c={CONNECTIONS}, the same rounds; TLS: wrk over \
+         HTTPS to nginx `listen ... ssl` and to ai-proxy with `TLS_CERT_FILE`, a self-signed P-256 \
+         certificate; translated: the same conversation as an Anthropic `POST /v1/messages` to the \
+         same `openai`-kind mock provider):\n"
+    );
+    s.push_str("| point | req/s | p50 µs | CPU µs/req | over its plain point |\n");
+    s.push_str("|---|---:|---:|---:|---|\n");
+    for v in Variant::ALL {
+        let over = if v.plain() == v {
+            "–".to_owned()
+        } else {
+            format!(
+                "+{:.1} µs/req ({:.2}×)",
+                cpu(v) - cpu(v.plain()),
+                cpu(v) / cpu(v.plain())
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} | {:.1} | {over} |",
+            v.name(),
+            med(v, |x| x.wrk.rps),
+            med(v, |x| x.wrk.p50_us),
+            cpu(v),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nai-proxy / nginx CPU per request: {:.2}× plain, {:.2}× with TLS.",
+        cpu(Variant::Proxy) / cpu(Variant::Nginx),
+        cpu(Variant::ProxyTls) / cpu(Variant::NginxTls)
+    );
 }
 
 /// Time to first SSE event per target, and what each adds to direct's.
