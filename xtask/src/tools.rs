@@ -105,7 +105,7 @@ pub const TOOLS: &[Tool] = &[
     tool("qemu-aarch64-static", Get::Apt { package: "qemu-user-static", programs: &["qemu-aarch64", "qemu-aarch64-static"] }, "runs the aarch64 binary on this host", &["aarch64"]),
     apt("bats", "bats", "runs the installer's end-to-end suite", INSTALLERS),
     apt("curl", "curl", "probes the installed service; checks HTTP/2 over TLS in the proxy's tests", &["installer-docker", "installer-podman", "unit"]),
-    apt("openssl", "openssl", "makes test certificates and reads the served one in the TLS tests", &["unit", "sdk"]),
+    apt("openssl", "openssl", "makes test certificates and reads the served one in the TLS tests and bench points", &["unit", "sdk", "bench", "instructions"]),
     tool("pebble", Get::Apt { package: "pebble", programs: &["pebble"] }, "Let's Encrypt's ACME test server, for real issuance and renewal in the TLS tests", &["unit", "sdk"]),
     tool("pebble-challtestsrv", Get::Apt { package: "pebble", programs: &["pebble-challtestsrv"] }, "pebble's DNS, so test domains resolve to 127.0.0.1", &["unit", "sdk"]),
     apt("ss", "iproute2", "the installer suite checks listening ports", INSTALLERS),
