@@ -4,6 +4,7 @@
 //! bytes or JSON in, bytes or JSON out, no sockets; `transform.rs` plugs it into the pipeline.
 
 pub mod errors;
+pub mod json;
 pub mod request;
 pub mod response;
 pub mod sse;
@@ -135,13 +136,13 @@ impl ResponseTranslator {
             Self::ToAnthropic(b) => {
                 let (parser, state) = &mut **b;
                 let mut out = Vec::new();
-                parser.feed(chunk, |event| state.on_event(&event, &mut out));
+                parser.feed_ref(chunk, |event| state.on_event(event, &mut out));
                 Bytes::from(out)
             }
             Self::ToOpenai(b) => {
                 let (parser, state) = &mut **b;
                 let mut out = Vec::new();
-                parser.feed(chunk, |event| state.on_event(&event, &mut out));
+                parser.feed_ref(chunk, |event| state.on_event(event, &mut out));
                 Bytes::from(out)
             }
         }
@@ -158,14 +159,14 @@ impl ResponseTranslator {
             Self::ToAnthropic(b) => {
                 let (parser, state) = &mut **b;
                 let mut out = Vec::new();
-                parser.finish(|event| state.on_event(&event, &mut out));
+                parser.finish_ref(|event| state.on_event(event, &mut out));
                 state.finish(&mut out);
                 Bytes::from(out)
             }
             Self::ToOpenai(b) => {
                 let (parser, state) = &mut **b;
                 let mut out = Vec::new();
-                parser.finish(|event| state.on_event(&event, &mut out));
+                parser.finish_ref(|event| state.on_event(event, &mut out));
                 state.finish(&mut out);
                 Bytes::from(out)
             }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Direction, errors, tool_ids};
+use super::{Direction, errors, json, tool_ids};
 
 /// OpenAI `finish_reason` for an Anthropic `stop_reason` (unknown → `stop`).
 #[must_use]
@@ -44,32 +44,49 @@ impl Usage {
     /// From an OpenAI `usage` object (`prompt_tokens` includes `cached_tokens`).
     #[must_use]
     pub fn from_openai(u: &Value) -> Self {
-        let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-        let prompt = n("/prompt_tokens");
-        let cached = n("/prompt_tokens_details/cached_tokens");
+        let n = |p: &str| u.pointer(p).and_then(Value::as_u64);
+        Self::from_openai_counts(
+            n("/prompt_tokens"),
+            n("/prompt_tokens_details/cached_tokens"),
+            n("/completion_tokens"),
+        )
+    }
+
+    /// From an OpenAI `usage` object's `prompt_tokens`, `cached_tokens` and
+    /// `completion_tokens` (absent: 0).
+    #[must_use]
+    pub fn from_openai_counts(
+        prompt: Option<u64>,
+        cached: Option<u64>,
+        output: Option<u64>,
+    ) -> Self {
+        let (prompt, cached) = (prompt.unwrap_or(0), cached.unwrap_or(0));
         Self {
             input: prompt.saturating_sub(cached),
-            output: n("/completion_tokens"),
+            output: output.unwrap_or(0),
             cache_read: cached,
             cache_write: 0,
         }
     }
 
+    /// Over `self`, the counts an Anthropic `usage` object gave (absent ones keep their value).
+    pub fn merge_anthropic_counts(&mut self, counts: [Option<u64>; 4]) {
+        let [input, output, cache_read, cache_write] = counts;
+        self.input = input.unwrap_or(self.input);
+        self.output = output.unwrap_or(self.output);
+        self.cache_read = cache_read.unwrap_or(self.cache_read);
+        self.cache_write = cache_write.unwrap_or(self.cache_write);
+    }
+
     /// From an Anthropic `usage` object, over `self` (fields absent keep their value).
     pub fn merge_anthropic(&mut self, u: &Value) {
         let n = |k: &str| u.get(k).and_then(Value::as_u64);
-        if let Some(v) = n("input_tokens") {
-            self.input = v;
-        }
-        if let Some(v) = n("output_tokens") {
-            self.output = v;
-        }
-        if let Some(v) = n("cache_read_input_tokens") {
-            self.cache_read = v;
-        }
-        if let Some(v) = n("cache_creation_input_tokens") {
-            self.cache_write = v;
-        }
+        self.merge_anthropic_counts([
+            n("input_tokens"),
+            n("output_tokens"),
+            n("cache_read_input_tokens"),
+            n("cache_creation_input_tokens"),
+        ]);
     }
 
     /// As an Anthropic `usage` object.
@@ -81,6 +98,33 @@ impl Usage {
             "cache_read_input_tokens": self.cache_read,
             "cache_creation_input_tokens": self.cache_write
         })
+    }
+
+    /// Writes [`Usage::to_anthropic`]'s JSON text.
+    pub fn write_anthropic(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"cache_creation_input_tokens\":");
+        json::number(out, self.cache_write);
+        out.extend_from_slice(b",\"cache_read_input_tokens\":");
+        json::number(out, self.cache_read);
+        out.extend_from_slice(b",\"input_tokens\":");
+        json::number(out, self.input);
+        out.extend_from_slice(b",\"output_tokens\":");
+        json::number(out, self.output);
+        out.push(b'}');
+    }
+
+    /// Writes [`Usage::to_openai`]'s JSON text.
+    pub fn write_openai(self, out: &mut Vec<u8>) {
+        let prompt = self.input + self.cache_read + self.cache_write;
+        out.extend_from_slice(b"{\"completion_tokens\":");
+        json::number(out, self.output);
+        out.extend_from_slice(b",\"prompt_tokens\":");
+        json::number(out, prompt);
+        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        json::number(out, self.cache_read);
+        out.extend_from_slice(b"},\"total_tokens\":");
+        json::number(out, prompt + self.output);
+        out.push(b'}');
     }
 
     /// As an OpenAI `usage` object (`prompt_tokens` counts cached and cache-written tokens).
