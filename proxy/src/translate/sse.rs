@@ -108,13 +108,13 @@ impl Parser {
         match field {
             b"event" => {
                 self.event.name.clear();
-                self.event.name.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.event.name, value);
             }
             b"data" => {
                 if self.has_data {
                     self.event.data.push('\n');
                 }
-                self.event.data.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.event.data, value);
                 self.has_data = true;
             }
             _ => {}
@@ -134,6 +134,15 @@ impl Parser {
         self.event.data.clear();
         self.has_data = false;
         self.has_comment = false;
+    }
+}
+
+/// Appends `bytes` as text, invalid UTF-8 replaced as `String::from_utf8_lossy` does; valid
+/// text (nearly always) takes the much cheaper check.
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 
