@@ -377,6 +377,22 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
     }
 }
 
+/// A field read as `T` whenever its key comes (`null` included): `None` only when absent.
+#[derive(Debug)]
+pub struct Present<T>(pub Option<T>);
+
+impl<T> Default for Present<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(|t| Present(Some(t)))
+    }
+}
+
 /// Implements [`Fields`] for a struct: each listed key read into its field, the rest skipped.
 macro_rules! fields {
     ($name:ident<'de> { $($key:literal => $field:ident),* $(,)? }) => {
@@ -425,6 +441,12 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
 pub fn number(out: &mut Vec<u8>, n: u64) {
     // Writing into a `Vec` cannot fail.
     let _ = serde_json::to_writer(out, &n);
+}
+
+/// Writes `v` as `Value::to_string` does.
+pub fn value(out: &mut Vec<u8>, v: &serde_json::Value) {
+    // Writing into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(out, v);
 }
 
 /// Writes one SSE event whose data `body` writes: `event: name` (when given), `data: …`.

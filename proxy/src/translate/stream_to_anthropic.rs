@@ -12,7 +12,7 @@
 //! the other (the usual case) are never held. What is held is bounded by [`MAX_HELD_ARGS`].
 
 use super::json::{self, First, List, Obj, Str, U64, fields};
-use super::response::{Usage, anthropic_id, stop_reason};
+use super::response::{OpenaiUsage, Usage, anthropic_id, stop_reason};
 use super::sse::{self, Event};
 use super::tool_ids;
 
@@ -63,31 +63,6 @@ struct ErrorBody<'de> {
     message: Str<'de>,
 }
 fields!(ErrorBody<'de> { "message" => message });
-
-/// An OpenAI `usage` object's counts.
-#[derive(Debug, Default)]
-pub(super) struct OpenaiUsage {
-    prompt_tokens: U64,
-    completion_tokens: U64,
-    prompt_tokens_details: Obj<PromptDetails>,
-}
-fields!(OpenaiUsage { "prompt_tokens" => prompt_tokens, "completion_tokens" => completion_tokens, "prompt_tokens_details" => prompt_tokens_details });
-
-#[derive(Debug, Default)]
-pub(super) struct PromptDetails {
-    cached_tokens: U64,
-}
-fields!(PromptDetails { "cached_tokens" => cached_tokens });
-
-impl OpenaiUsage {
-    fn usage(&self) -> Usage {
-        Usage::from_openai_counts(
-            self.prompt_tokens.0,
-            self.prompt_tokens_details.fields.cached_tokens.0,
-            self.completion_tokens.0,
-        )
-    }
-}
 
 #[derive(Debug, Default)]
 struct Choice<'de> {

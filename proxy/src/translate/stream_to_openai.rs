@@ -4,7 +4,7 @@
 //! choice chunk, the usage chunk last when the client asked for it, then `[DONE]`.
 
 use super::json::{self, Obj, Str, U64, fields};
-use super::response::{Usage, finish_reason, now};
+use super::response::{AnthropicUsage, Usage, finish_reason, now};
 use super::sse::{self, Event, KEEPALIVE};
 use super::tool_ids;
 
@@ -47,27 +47,6 @@ struct Delta<'de> {
     stop_reason: Str<'de>,
 }
 fields!(Delta<'de> { "type" => kind, "text" => text, "thinking" => thinking, "partial_json" => partial_json, "stop_reason" => stop_reason });
-
-/// An Anthropic `usage` object's counts.
-#[derive(Debug, Default)]
-struct AnthropicUsage {
-    input: U64,
-    output: U64,
-    cache_read: U64,
-    cache_write: U64,
-}
-fields!(AnthropicUsage { "input_tokens" => input, "output_tokens" => output, "cache_read_input_tokens" => cache_read, "cache_creation_input_tokens" => cache_write });
-
-impl AnthropicUsage {
-    fn counts(&self) -> [Option<u64>; 4] {
-        [
-            self.input.0,
-            self.output.0,
-            self.cache_read.0,
-            self.cache_write.0,
-        ]
-    }
-}
 
 #[derive(Debug, Default)]
 struct Error<'de> {
