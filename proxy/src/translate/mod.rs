@@ -4,6 +4,7 @@
 //! bytes or JSON in, bytes or JSON out, no sockets; `transform.rs` plugs it into the pipeline.
 
 pub mod errors;
+pub mod json;
 pub mod request;
 pub mod response;
 pub mod sse;
@@ -93,6 +94,12 @@ pub enum ResponseTranslator {
     ToOpenai(Box<(sse::Parser, stream_to_openai::State)>),
 }
 
+/// Room for the client bytes of `upstream` bytes of stream, so that the output buffer is
+/// seldom regrown: a translated event is about as long as its upstream one, often longer.
+fn out_capacity(upstream: usize) -> usize {
+    upstream.saturating_mul(2)
+}
+
 /// The most bytes of a JSON body held for translation.
 pub const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 
@@ -134,14 +141,14 @@ impl ResponseTranslator {
             }
             Self::ToAnthropic(b) => {
                 let (parser, state) = &mut **b;
-                let mut out = Vec::new();
-                parser.feed(chunk, |event| state.on_event(&event, &mut out));
+                let mut out = Vec::with_capacity(out_capacity(chunk.len()));
+                parser.feed_ref(chunk, |event| state.on_event(event, &mut out));
                 Bytes::from(out)
             }
             Self::ToOpenai(b) => {
                 let (parser, state) = &mut **b;
-                let mut out = Vec::new();
-                parser.feed(chunk, |event| state.on_event(&event, &mut out));
+                let mut out = Vec::with_capacity(out_capacity(chunk.len()));
+                parser.feed_ref(chunk, |event| state.on_event(event, &mut out));
                 Bytes::from(out)
             }
         }
@@ -158,14 +165,14 @@ impl ResponseTranslator {
             Self::ToAnthropic(b) => {
                 let (parser, state) = &mut **b;
                 let mut out = Vec::new();
-                parser.finish(|event| state.on_event(&event, &mut out));
+                parser.finish_ref(|event| state.on_event(event, &mut out));
                 state.finish(&mut out);
                 Bytes::from(out)
             }
             Self::ToOpenai(b) => {
                 let (parser, state) = &mut **b;
                 let mut out = Vec::new();
-                parser.finish(|event| state.on_event(&event, &mut out));
+                parser.finish_ref(|event| state.on_event(event, &mut out));
                 state.finish(&mut out);
                 Bytes::from(out)
             }

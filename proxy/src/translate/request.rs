@@ -623,15 +623,20 @@ fn anthropic_message(
 ) -> Result<(), Untranslatable> {
     let role = m.get("role").and_then(Value::as_str).unwrap_or("");
     let content = m.get("content").unwrap_or(&Value::Null);
-    let blocks: Vec<Value> = match content {
-        Value::String(s) => vec![json!({"type": "text", "text": s})],
-        Value::Array(a) => a.clone(),
-        _ => Vec::new(),
+    // Borrowed: a long history's blocks are not copied to be read.
+    let text_block;
+    let blocks: &[Value] = match content {
+        Value::String(s) => {
+            text_block = [json!({"type": "text", "text": s})];
+            &text_block
+        }
+        Value::Array(a) => a,
+        _ => &[],
     };
     match role {
-        "user" => anthropic_user(&blocks, messages, dropped),
+        "user" => anthropic_user(blocks, messages, dropped),
         "assistant" => {
-            messages.push(anthropic_assistant(&blocks, with_reasoning, dropped));
+            messages.push(anthropic_assistant(blocks, with_reasoning, dropped));
             Ok(())
         }
         other => Err(bad(format!(
@@ -758,13 +763,12 @@ pub(super) fn openai_assistant_message(
 /// An Anthropic `tool_use` block as an OpenAI tool call.
 pub(super) fn anthropic_tool_call(b: &Value) -> Value {
     let id = b.get("id").and_then(Value::as_str).unwrap_or("");
-    let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
     json!({
         "id": tool_ids::decode(id),
         "type": "function",
         "function": {
             "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
-            "arguments": input.to_string()
+            "arguments": b.get("input").map_or_else(|| "{}".to_owned(), Value::to_string)
         }
     })
 }

@@ -21,7 +21,8 @@ pub const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
 /// The longest line kept; a longer one is cut (a misbehaving upstream cannot grow memory).
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// Parser state: the unfinished line and the event being built.
+/// Parser state: the unfinished line and the event being built. Its buffers are reused from
+/// one event to the next.
 #[derive(Debug, Default)]
 pub struct Parser {
     line: Vec<u8>,
@@ -35,76 +36,113 @@ pub struct Parser {
 impl Parser {
     /// Feeds bytes, calling `emit` for each completed event.
     pub fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(Event)) {
-        for &b in bytes {
+        self.feed_ref(bytes, |e| emit(e.clone()));
+    }
+
+    /// Feeds bytes, calling `emit` with each completed event, lent: what the translators use,
+    /// with no copy of the event.
+    pub fn feed_ref(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&Event)) {
+        while let Some(&first) = bytes.first() {
             if self.after_cr {
                 self.after_cr = false;
-                if b == b'\n' {
+                if first == b'\n' {
+                    bytes = &bytes[1..];
                     continue;
                 }
             }
-            match b {
-                b'\n' | b'\r' => {
-                    self.after_cr = b == b'\r';
-                    self.end_line(&mut emit);
-                }
-                _ => {
-                    if self.line.len() < MAX_LINE {
-                        self.line.push(b);
-                    }
-                }
+            let Some(end) = memchr::memchr2(b'\n', b'\r', bytes) else {
+                self.keep(bytes);
+                return;
+            };
+            self.after_cr = bytes[end] == b'\r';
+            if self.line.is_empty() {
+                self.end_line(&bytes[..end.min(MAX_LINE)], &mut emit);
+            } else {
+                self.keep(&bytes[..end]);
+                let line = std::mem::take(&mut self.line);
+                self.end_line(&line, &mut emit);
+                self.line = line;
+                self.line.clear();
             }
+            bytes = &bytes[end + 1..];
         }
     }
 
     /// The stream ended: a last event without its blank line still counts.
     pub fn finish(&mut self, mut emit: impl FnMut(Event)) {
+        self.finish_ref(|e| emit(e.clone()));
+    }
+
+    /// [`Parser::finish`], the event lent.
+    pub fn finish_ref(&mut self, mut emit: impl FnMut(&Event)) {
         if !self.line.is_empty() {
-            self.end_line(&mut emit);
+            let line = std::mem::take(&mut self.line);
+            self.end_line(&line, &mut emit);
         }
         self.dispatch(&mut emit);
     }
 
-    fn end_line(&mut self, emit: &mut impl FnMut(Event)) {
-        if self.line.is_empty() {
+    /// Keeps part of an unfinished line, up to [`MAX_LINE`] bytes.
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn end_line(&mut self, line: &[u8], emit: &mut impl FnMut(&Event)) {
+        let Some(&first) = line.first() else {
             self.dispatch(emit);
             return;
-        }
-        if self.line[0] == b':' {
+        };
+        if first == b':' {
             self.has_comment = true;
-            self.line.clear();
             return;
         }
-        let line = String::from_utf8_lossy(&self.line).into_owned();
-        self.line.clear();
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line.as_str(), ""),
+        // `:` is ASCII, so splitting the bytes then decoding is splitting the decoded line.
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
         };
         match field {
-            "event" => value.clone_into(&mut self.event.name),
-            "data" => {
+            b"event" => {
+                self.event.name.clear();
+                push_lossy(&mut self.event.name, value);
+            }
+            b"data" => {
                 if self.has_data {
                     self.event.data.push('\n');
                 }
-                self.event.data.push_str(value);
+                push_lossy(&mut self.event.data, value);
                 self.has_data = true;
             }
             _ => {}
         }
     }
 
-    fn dispatch(&mut self, emit: &mut impl FnMut(Event)) {
+    fn dispatch(&mut self, emit: &mut impl FnMut(&Event)) {
         if self.has_data {
-            emit(std::mem::take(&mut self.event));
+            emit(&self.event);
         } else if self.has_comment {
-            emit(Event {
+            emit(&Event {
                 comment: true,
                 ..Event::default()
             });
         }
-        self.event = Event::default();
+        self.event.name.clear();
+        self.event.data.clear();
         self.has_data = false;
         self.has_comment = false;
+    }
+}
+
+/// Appends `bytes` as text, invalid UTF-8 replaced as `String::from_utf8_lossy` does; valid
+/// text (nearly always) takes the much cheaper check.
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 

@@ -11,15 +11,89 @@
 //! valid can follow one), then opens with what it held and streams on. Calls sent one after
 //! the other (the usual case) are never held. What is held is bounded by [`MAX_HELD_ARGS`].
 
-use serde_json::{Value, json};
-
-use super::response::{Usage, anthropic_id, stop_reason};
+use super::json::{self, First, List, Obj, Str, U64, fields};
+use super::response::{OpenaiUsage, Usage, anthropic_id, stop_reason};
 use super::sse::{self, Event};
 use super::tool_ids;
 
 /// The most argument bytes held for tool calls waiting for the open one to end; past it the
 /// stream ends with an error event.
 pub const MAX_HELD_ARGS: usize = 16 * 1024 * 1024;
+
+/// What is read of an upstream chunk.
+#[derive(Debug, Default)]
+struct Chunk<'de> {
+    error: Obj<ErrorBody<'de>>,
+    /// The `error` field itself, when a string.
+    error_text: Str<'de>,
+    id: Str<'de>,
+    model: Str<'de>,
+    usage: Obj<OpenaiUsage>,
+    choices: First<Obj<Choice<'de>>>,
+}
+
+impl<'de> json::Fields<'de> for Chunk<'de> {
+    fn field<A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match key {
+            // Read once, as a string or as an object, for both views of it.
+            "error" => {
+                let raw: &serde_json::value::RawValue = map.next_value()?;
+                self.error = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                self.error_text =
+                    serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+            }
+            "id" => self.id = map.next_value()?,
+            "model" => self.model = map.next_value()?,
+            "usage" => self.usage = map.next_value()?,
+            "choices" => self.choices = map.next_value()?,
+            _ => {
+                map.next_value::<json::Skip>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct ErrorBody<'de> {
+    message: Str<'de>,
+}
+fields!(ErrorBody<'de> { "message" => message });
+
+#[derive(Debug, Default)]
+struct Choice<'de> {
+    delta: Obj<Delta<'de>>,
+    finish_reason: Str<'de>,
+}
+fields!(Choice<'de> { "delta" => delta, "finish_reason" => finish_reason });
+
+#[derive(Debug, Default)]
+struct Delta<'de> {
+    reasoning_content: Str<'de>,
+    reasoning: Str<'de>,
+    content: Str<'de>,
+    tool_calls: List<Obj<Call<'de>>>,
+}
+fields!(Delta<'de> { "reasoning_content" => reasoning_content, "reasoning" => reasoning, "content" => content, "tool_calls" => tool_calls });
+
+#[derive(Debug, Default)]
+struct Call<'de> {
+    id: Str<'de>,
+    index: U64,
+    function: Obj<Function<'de>>,
+}
+fields!(Call<'de> { "id" => id, "index" => index, "function" => function });
+
+#[derive(Debug, Default)]
+struct Function<'de> {
+    name: Str<'de>,
+    arguments: Str<'de>,
+}
+fields!(Function<'de> { "name" => name, "arguments" => arguments });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -104,8 +178,12 @@ pub struct State {
     usage: Usage,
 }
 
-fn emit(out: &mut Vec<u8>, name: &str, v: &Value) {
-    sse::write(out, Some(name), &v.to_string());
+/// The kinds of `content_block_delta`, with the key their text goes under.
+#[derive(Debug, Clone, Copy)]
+enum DeltaKind {
+    Thinking,
+    Text,
+    InputJson,
 }
 
 impl State {
@@ -124,14 +202,17 @@ impl State {
             self.complete(out);
             return;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+        let Some(chunk) = json::parse::<Chunk>(data) else {
             return;
         };
-        if let Some(e) = chunk.get("error") {
-            let message = e
-                .get("message")
-                .and_then(Value::as_str)
-                .or_else(|| e.as_str())
+        let chunk = chunk.fields;
+        if chunk.error_text.present {
+            let message = chunk
+                .error
+                .fields
+                .message
+                .get()
+                .or_else(|| chunk.error_text.get())
                 .unwrap_or("upstream error");
             self.fail(message, out);
             return;
@@ -139,68 +220,53 @@ impl State {
         if !self.started {
             self.start(&chunk, out);
         }
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Usage::from_openai(u);
+        if chunk.usage.is_object {
+            self.usage = chunk.usage.fields.usage();
         }
-        let Some(choice) = chunk.pointer("/choices/0") else {
+        let Some(choice) = chunk.choices.0 else {
             return;
         };
-        let delta = choice.get("delta").unwrap_or(&Value::Null);
-        let reasoning = delta
-            .get("reasoning_content")
-            .or_else(|| delta.get("reasoning"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let choice = choice.fields;
+        let delta = &choice.delta.fields;
+        let reasoning = if delta.reasoning_content.present {
+            delta.reasoning_content.or_empty()
+        } else {
+            delta.reasoning.or_empty()
+        };
         if !reasoning.is_empty() {
             self.ensure(Open::Thinking, out);
-            self.delta(
-                &json!({"type": "thinking_delta", "thinking": reasoning}),
-                out,
-            );
+            self.delta(DeltaKind::Thinking, reasoning, out);
         }
-        let text = delta.get("content").and_then(Value::as_str).unwrap_or("");
+        let text = delta.content.or_empty();
         if !text.is_empty() {
             self.ensure(Open::Text, out);
-            self.delta(&json!({"type": "text_delta", "text": text}), out);
+            self.delta(DeltaKind::Text, text, out);
         }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            self.tool_call(call, out);
+        for call in &delta.tool_calls.0 {
+            self.tool_call(&call.fields, out);
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(f) = choice.finish_reason.get() {
             self.finish = Some(f.to_owned());
         }
     }
 
-    fn start(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+    fn start(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
         self.started = true;
-        emit(
-            out,
-            "message_start",
-            &json!({"type": "message_start", "message": {
-                "id": anthropic_id(chunk.get("id").and_then(Value::as_str)),
-                "type": "message",
-                "role": "assistant",
-                "model": chunk.get("model").and_then(Value::as_str).unwrap_or(""),
-                "content": [],
-                "stop_reason": null,
-                "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0}
-            }}),
-        );
+        json::event(out, Some("message_start"), |out| {
+            out.extend_from_slice(b"{\"message\":{\"content\":[],\"id\":");
+            json::string(out, &anthropic_id(chunk.id.get()));
+            out.extend_from_slice(b",\"model\":");
+            json::string(out, chunk.model.or_empty());
+            out.extend_from_slice(
+                b",\"role\":\"assistant\",\"stop_reason\":null,\"stop_sequence\":null,\"type\":\"message\",\"usage\":{\"input_tokens\":0,\"output_tokens\":0}},\"type\":\"message_start\"}",
+            );
+        });
     }
 
     /// The slot a tool-call delta belongs to, by `id` first, then by `index`.
-    fn slot_for(&mut self, call: &Value) -> usize {
-        let id = call
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
-        let index = call.get("index").and_then(Value::as_u64);
+    fn slot_for(&mut self, call: &Call) -> usize {
+        let id = call.id.get().filter(|s| !s.is_empty());
+        let index = call.index.0;
         if let Some(id) = id {
             if let Some(i) = self.tools.iter().position(|t| t.id == id) {
                 return i;
@@ -213,11 +279,7 @@ impl State {
             return i;
         }
         let id = id.map_or_else(|| format!("toolu_aipx_{}", self.tools.len()), str::to_owned);
-        let name = call
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let name = call.function.fields.name.or_empty().to_owned();
         self.tools.push(ToolSlot {
             id,
             index,
@@ -230,12 +292,9 @@ impl State {
         self.tools.len() - 1
     }
 
-    fn tool_call(&mut self, call: &Value, out: &mut Vec<u8>) {
+    fn tool_call(&mut self, call: &Call, out: &mut Vec<u8>) {
         let slot = self.slot_for(call);
-        let args = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let args = call.function.fields.arguments.or_empty();
         match self.tools[slot].phase {
             Phase::Waiting => {
                 if self.held + args.len() > MAX_HELD_ARGS {
@@ -269,10 +328,7 @@ impl State {
         let t = &mut self.tools[slot];
         t.args = true;
         t.json.feed(args);
-        self.delta(
-            &json!({"type": "input_json_delta", "partial_json": args}),
-            out,
-        );
+        self.delta(DeltaKind::InputJson, args, out);
     }
 
     /// Opens the next waiting call when nothing is open but text or thinking, or when the
@@ -293,9 +349,15 @@ impl State {
         t.phase = Phase::Open;
         let held = std::mem::take(&mut t.held);
         self.held -= held.len();
-        let block =
-            json!({"type": "tool_use", "id": tool_ids::encode(&t.id), "name": t.name, "input": {}});
-        self.open_block(Open::Tool(slot), &block, out);
+        let (next, id, name) = (self.next_block, &t.id, &t.name);
+        block_start(out, next, |out| {
+            out.extend_from_slice(b"{\"id\":");
+            json::string(out, &tool_ids::encode(id));
+            out.extend_from_slice(b",\"input\":{},\"name\":");
+            json::string(out, name);
+            out.extend_from_slice(b",\"type\":\"tool_use\"}");
+        });
+        self.open = Some(Open::Tool(slot));
         self.send_args(slot, &held, out);
     }
 
@@ -312,28 +374,31 @@ impl State {
             return;
         }
         self.flush_tools(out);
-        let block = match want {
-            Open::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
-            _ => json!({"type": "text", "text": ""}),
+        let block: &[u8] = match want {
+            Open::Thinking => b"{\"signature\":\"\",\"thinking\":\"\",\"type\":\"thinking\"}",
+            _ => b"{\"text\":\"\",\"type\":\"text\"}",
         };
-        self.open_block(want, &block, out);
+        block_start(out, self.next_block, |out| out.extend_from_slice(block));
+        self.open = Some(want);
     }
 
-    fn open_block(&mut self, kind: Open, block: &Value, out: &mut Vec<u8>) {
-        emit(
-            out,
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": self.next_block, "content_block": block}),
-        );
-        self.open = Some(kind);
-    }
-
-    fn delta(&self, delta: &Value, out: &mut Vec<u8>) {
-        emit(
-            out,
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": self.next_block, "delta": delta}),
-        );
+    fn delta(&self, kind: DeltaKind, text: &str, out: &mut Vec<u8>) {
+        let (key, tail): (&[u8], &[u8]) = match kind {
+            DeltaKind::Thinking => (b"thinking", b"thinking_delta"),
+            DeltaKind::Text => (b"text", b"text_delta"),
+            DeltaKind::InputJson => (b"partial_json", b"input_json_delta"),
+        };
+        json::event(out, Some("content_block_delta"), |out| {
+            out.extend_from_slice(b"{\"delta\":{\"");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b"\":");
+            json::string(out, text);
+            out.extend_from_slice(b",\"type\":\"");
+            out.extend_from_slice(tail);
+            out.extend_from_slice(b"\"},\"index\":");
+            json::number(out, self.next_block);
+            out.extend_from_slice(b",\"type\":\"content_block_delta\"}");
+        });
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
@@ -343,17 +408,14 @@ impl State {
         if let Open::Tool(slot) = open {
             self.tools[slot].phase = Phase::Closed;
             if !self.tools[slot].args {
-                self.delta(
-                    &json!({"type": "input_json_delta", "partial_json": "{}"}),
-                    out,
-                );
+                self.delta(DeltaKind::InputJson, "{}", out);
             }
         }
-        emit(
-            out,
-            "content_block_stop",
-            &json!({"type": "content_block_stop", "index": self.next_block}),
-        );
+        json::event(out, Some("content_block_stop"), |out| {
+            out.extend_from_slice(b"{\"index\":");
+            json::number(out, self.next_block);
+            out.extend_from_slice(b",\"type\":\"content_block_stop\"}");
+        });
         self.next_block += 1;
     }
 
@@ -364,14 +426,17 @@ impl State {
             return;
         }
         self.flush_tools(out);
-        emit(
-            out,
-            "message_delta",
-            &json!({"type": "message_delta",
-                "delta": {"stop_reason": stop_reason(self.finish.as_deref()), "stop_sequence": null},
-                "usage": self.usage.to_anthropic()}),
-        );
-        emit(out, "message_stop", &json!({"type": "message_stop"}));
+        let (reason, usage) = (stop_reason(self.finish.as_deref()), self.usage);
+        json::event(out, Some("message_delta"), |out| {
+            out.extend_from_slice(b"{\"delta\":{\"stop_reason\":");
+            json::string(out, reason);
+            out.extend_from_slice(
+                b",\"stop_sequence\":null},\"type\":\"message_delta\",\"usage\":",
+            );
+            usage.write_anthropic(out);
+            out.push(b'}');
+        });
+        sse::write(out, Some("message_stop"), "{\"type\":\"message_stop\"}");
         self.ended = true;
     }
 
@@ -396,17 +461,29 @@ impl State {
             return;
         }
         self.ended = true;
-        emit(
-            out,
-            "error",
-            &json!({"type": "error", "error": {"type": "api_error", "message": message}}),
-        );
+        json::event(out, Some("error"), |out| {
+            out.extend_from_slice(b"{\"error\":{\"message\":");
+            json::string(out, message);
+            out.extend_from_slice(b",\"type\":\"api_error\"},\"type\":\"error\"}");
+        });
     }
+}
+
+/// A `content_block_start` at `index` whose block `block` writes.
+fn block_start(out: &mut Vec<u8>, index: u64, block: impl FnOnce(&mut Vec<u8>)) {
+    json::event(out, Some("content_block_start"), |out| {
+        out.extend_from_slice(b"{\"content_block\":");
+        block(out);
+        out.extend_from_slice(b",\"index\":");
+        json::number(out, index);
+        out.extend_from_slice(b",\"type\":\"content_block_start\"}");
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn chunk(calls: &Value) -> Event {
         Event {

@@ -3,15 +3,61 @@
 //! `type` and `name` in its first delta, argument fragments after), `finish_reason` on the last
 //! choice chunk, the usage chunk last when the client asked for it, then `[DONE]`.
 
-use serde_json::{Value, json};
-
-use super::response::{Usage, finish_reason, now};
+use super::json::{self, Obj, Str, U64, fields};
+use super::response::{AnthropicUsage, Usage, finish_reason, now};
 use super::sse::{self, Event, KEEPALIVE};
 use super::tool_ids;
 
+/// What is read of an upstream event.
+#[derive(Debug, Default)]
+struct Upstream<'de> {
+    kind: Str<'de>,
+    message: Obj<Message<'de>>,
+    index: U64,
+    content_block: Obj<Block<'de>>,
+    delta: Obj<Delta<'de>>,
+    usage: Obj<AnthropicUsage>,
+    error: Obj<Error<'de>>,
+}
+fields!(Upstream<'de> { "type" => kind, "message" => message, "index" => index, "content_block" => content_block, "delta" => delta, "usage" => usage, "error" => error });
+
+#[derive(Debug, Default)]
+struct Message<'de> {
+    id: Str<'de>,
+    model: Str<'de>,
+    usage: Obj<AnthropicUsage>,
+}
+fields!(Message<'de> { "id" => id, "model" => model, "usage" => usage });
+
+#[derive(Debug, Default)]
+struct Block<'de> {
+    kind: Str<'de>,
+    text: Str<'de>,
+    id: Str<'de>,
+    name: Str<'de>,
+}
+fields!(Block<'de> { "type" => kind, "text" => text, "id" => id, "name" => name });
+
+#[derive(Debug, Default)]
+struct Delta<'de> {
+    kind: Str<'de>,
+    text: Str<'de>,
+    thinking: Str<'de>,
+    partial_json: Str<'de>,
+    stop_reason: Str<'de>,
+}
+fields!(Delta<'de> { "type" => kind, "text" => text, "thinking" => thinking, "partial_json" => partial_json, "stop_reason" => stop_reason });
+
+#[derive(Debug, Default)]
+struct Error<'de> {
+    message: Str<'de>,
+    kind: Str<'de>,
+}
+fields!(Error<'de> { "message" => message, "type" => kind });
+
 /// What one Anthropic content block became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Block {
+enum BlockKind {
     Text,
     Thinking,
     /// A tool call, with its OpenAI index.
@@ -28,12 +74,15 @@ enum Block {
 pub struct State {
     include_usage: bool,
     id: String,
-    model: Value,
+    model: String,
     created: u64,
+    /// What every chunk ends with after its `choices`: `created`, `id`, `model`, `object`
+    /// (written once, again when `id` or `model` change).
+    tail: Vec<u8>,
     started: bool,
     ended: bool,
     /// Block kinds by Anthropic index.
-    blocks: Vec<(u64, Block)>,
+    blocks: Vec<(u64, BlockKind)>,
     next_tool: u64,
     stop: Option<String>,
     usage: Usage,
@@ -45,11 +94,12 @@ impl State {
     /// A new stream; `include_usage` when the client asked for the usage chunk.
     #[must_use]
     pub fn new(include_usage: bool) -> Self {
-        Self {
+        let mut state = Self {
             include_usage,
             id: "chatcmpl-ai-proxy".to_owned(),
-            model: Value::String(String::new()),
+            model: String::new(),
             created: now(),
+            tail: Vec::new(),
             started: false,
             ended: false,
             blocks: Vec::new(),
@@ -57,25 +107,57 @@ impl State {
             stop: None,
             usage: Usage::default(),
             sent_text: false,
-        }
+        };
+        state.write_tail();
+        state
     }
 
-    fn chunk(&self, delta: &Value, finish: Option<&str>, out: &mut Vec<u8>) {
-        let v = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+    fn write_tail(&mut self) {
+        let out = &mut self.tail;
+        out.clear();
+        out.extend_from_slice(b",\"created\":");
+        json::number(out, self.created);
+        out.extend_from_slice(b",\"id\":");
+        json::string(out, &self.id);
+        out.extend_from_slice(b",\"model\":");
+        json::string(out, &self.model);
+        out.extend_from_slice(b",\"object\":\"chat.completion.chunk\"");
+    }
+
+    /// One chunk whose `delta` object `delta` writes.
+    fn chunk(&self, finish: Option<&str>, out: &mut Vec<u8>, delta: impl FnOnce(&mut Vec<u8>)) {
+        json::event(out, None, |out| {
+            out.extend_from_slice(b"{\"choices\":[{\"delta\":");
+            delta(out);
+            out.extend_from_slice(b",\"finish_reason\":");
+            match finish {
+                Some(f) => json::string(out, f),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"index\":0,\"logprobs\":null}]");
+            out.extend_from_slice(&self.tail);
+            out.push(b'}');
         });
-        sse::write(out, None, &v.to_string());
+    }
+
+    /// A chunk whose delta is `{"key": text}`.
+    fn text_chunk(&self, key: &[u8], text: &str, out: &mut Vec<u8>) {
+        self.chunk(None, out, |out| {
+            out.extend_from_slice(b"{\"");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b"\":");
+            json::string(out, text);
+            out.push(b'}');
+        });
     }
 
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
         if !self.started {
             self.started = true;
             // No `content` yet: a reply of tool calls only has `content: null`, as in JSON.
-            self.chunk(&json!({"role": "assistant"}), None, out);
+            self.chunk(None, out, |out| {
+                out.extend_from_slice(b"{\"role\":\"assistant\"}");
+            });
         }
     }
 
@@ -88,142 +170,135 @@ impl State {
             out.extend_from_slice(KEEPALIVE);
             return;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&event.data) else {
+        let Some(v) = json::parse::<Upstream>(&event.data) else {
             return;
         };
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or(&event.name);
-        match kind {
+        let v = v.fields;
+        match v.kind.get().unwrap_or(&event.name) {
             // The upstream's keepalive, as the OpenAI client's: an SSE comment.
             "ping" => out.extend_from_slice(KEEPALIVE),
-            "message_start" => self.on_message_start(&v, out),
+            "message_start" => self.on_message_start(&v.message.fields, out),
             "content_block_start" => self.on_block_start(&v, out),
             "content_block_delta" => self.on_block_delta(&v, out),
             "message_delta" => self.on_message_delta(&v),
             "message_stop" => self.complete(out),
-            "error" => self.on_error(&v, out),
+            "error" => self.on_error(&v.error.fields, out),
             _ => {}
         }
     }
 
-    fn on_message_start(&mut self, v: &Value, out: &mut Vec<u8>) {
-        let m = v.get("message").unwrap_or(&Value::Null);
-        if let Some(id) = m.get("id").and_then(Value::as_str) {
+    fn on_message_start(&mut self, m: &Message, out: &mut Vec<u8>) {
+        if let Some(id) = m.id.get() {
             id.clone_into(&mut self.id);
         }
-        if let Some(model) = m.get("model").and_then(Value::as_str) {
-            self.model = model.into();
+        if let Some(model) = m.model.get() {
+            model.clone_into(&mut self.model);
         }
-        if let Some(u) = m.get("usage") {
-            self.usage.merge_anthropic(u);
-        }
+        self.write_tail();
+        self.usage.merge_anthropic_counts(m.usage.fields.counts());
         self.ensure_started(out);
     }
 
-    fn on_block_start(&mut self, v: &Value, out: &mut Vec<u8>) {
+    fn on_block_start(&mut self, v: &Upstream, out: &mut Vec<u8>) {
         self.ensure_started(out);
-        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let b = v.get("content_block").unwrap_or(&Value::Null);
-        let block = match b.get("type").and_then(Value::as_str).unwrap_or("") {
+        let index = v.index.0.unwrap_or(0);
+        let b = &v.content_block.fields;
+        let block = match b.kind.or_empty() {
             "text" => {
-                let t = b.get("text").and_then(Value::as_str).unwrap_or("");
+                let t = b.text.or_empty();
                 if !t.is_empty() {
                     self.sent_text = true;
-                    self.chunk(&json!({"content": t}), None, out);
+                    self.text_chunk(b"content", t, out);
                 }
-                Block::Text
+                BlockKind::Text
             }
-            "thinking" => Block::Thinking,
+            "thinking" => BlockKind::Thinking,
             "tool_use" | "server_tool_use" => self.start_tool(b, out),
-            _ => Block::Other,
+            _ => BlockKind::Other,
         };
         self.blocks.push((index, block));
     }
 
     /// A tool call's first delta: its index, `id`, `type` and `name`, with empty arguments.
-    fn start_tool(&mut self, b: &Value, out: &mut Vec<u8>) -> Block {
+    fn start_tool(&mut self, b: &Block, out: &mut Vec<u8>) -> BlockKind {
         let n = self.next_tool;
         self.next_tool += 1;
-        let id = tool_ids::decode(b.get("id").and_then(Value::as_str).unwrap_or(""));
-        self.chunk(
-            &json!({"tool_calls": [{"index": n, "id": id, "type": "function",
-                "function": {"name": b.get("name").and_then(Value::as_str).unwrap_or(""), "arguments": ""}}]}),
-            None,
-            out,
-        );
-        Block::Tool(n)
+        let id = tool_ids::decode(b.id.or_empty());
+        self.chunk(None, out, |out| {
+            out.extend_from_slice(b"{\"tool_calls\":[{\"function\":{\"arguments\":\"\",\"name\":");
+            json::string(out, b.name.or_empty());
+            out.extend_from_slice(b"},\"id\":");
+            json::string(out, &id);
+            out.extend_from_slice(b",\"index\":");
+            json::number(out, n);
+            out.extend_from_slice(b",\"type\":\"function\"}]}");
+        });
+        BlockKind::Tool(n)
     }
 
-    fn on_block_delta(&mut self, v: &Value, out: &mut Vec<u8>) {
+    fn on_block_delta(&mut self, v: &Upstream, out: &mut Vec<u8>) {
         self.ensure_started(out);
-        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let index = v.index.0.unwrap_or(0);
         let block = self
             .blocks
             .iter()
             .rev()
             .find(|(i, _)| *i == index)
-            .map_or(Block::Other, |(_, b)| *b);
-        let d = v.get("delta").unwrap_or(&Value::Null);
-        let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
-        match (d.get("type").and_then(Value::as_str).unwrap_or(""), block) {
-            ("text_delta", _) if !s("text").is_empty() => {
+            .map_or(BlockKind::Other, |(_, b)| *b);
+        let d = &v.delta.fields;
+        match (d.kind.or_empty(), block) {
+            ("text_delta", _) if !d.text.or_empty().is_empty() => {
                 self.sent_text = true;
-                self.chunk(&json!({"content": s("text")}), None, out);
+                self.text_chunk(b"content", d.text.or_empty(), out);
             }
-            ("thinking_delta", _) if !s("thinking").is_empty() => {
-                self.chunk(&json!({"reasoning_content": s("thinking")}), None, out);
+            ("thinking_delta", _) if !d.thinking.or_empty().is_empty() => {
+                self.text_chunk(b"reasoning_content", d.thinking.or_empty(), out);
             }
-            ("input_json_delta", Block::Tool(n)) if !s("partial_json").is_empty() => {
-                self.chunk(
-                    &json!({"tool_calls": [{"index": n, "function": {"arguments": s("partial_json")}}]}),
-                    None,
-                    out,
-                );
+            ("input_json_delta", BlockKind::Tool(n)) if !d.partial_json.or_empty().is_empty() => {
+                self.chunk(None, out, |out| {
+                    out.extend_from_slice(b"{\"tool_calls\":[{\"function\":{\"arguments\":");
+                    json::string(out, d.partial_json.or_empty());
+                    out.extend_from_slice(b"},\"index\":");
+                    json::number(out, n);
+                    out.extend_from_slice(b"}]}");
+                });
             }
             _ => {}
         }
     }
 
-    fn on_message_delta(&mut self, v: &Value) {
-        if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+    fn on_message_delta(&mut self, v: &Upstream) {
+        if let Some(r) = v.delta.fields.stop_reason.get() {
             self.stop = Some(r.to_owned());
         }
-        if let Some(u) = v.get("usage") {
-            self.usage.merge_anthropic(u);
-        }
+        self.usage.merge_anthropic_counts(v.usage.fields.counts());
     }
 
-    fn on_error(&mut self, v: &Value, out: &mut Vec<u8>) {
-        let message = v
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or("upstream error");
-        let kind = v
-            .pointer("/error/type")
-            .and_then(Value::as_str)
-            .unwrap_or("api_error")
-            .to_owned();
-        self.fail_as(message, &kind, out);
+    fn on_error(&mut self, e: &Error, out: &mut Vec<u8>) {
+        let message = e.message.get().unwrap_or("upstream error");
+        let kind = e.kind.get().unwrap_or("api_error");
+        self.fail_as(message, kind, out);
     }
 
     fn complete(&mut self, out: &mut Vec<u8>) {
         self.ensure_started(out);
         // A reply with neither text nor tool calls has `content: ""` in JSON.
-        let delta = if self.sent_text || self.next_tool > 0 {
-            json!({})
+        let delta: &[u8] = if self.sent_text || self.next_tool > 0 {
+            b"{}"
         } else {
-            json!({"content": ""})
+            b"{\"content\":\"\"}"
         };
-        self.chunk(&delta, Some(finish_reason(self.stop.as_deref())), out);
+        self.chunk(Some(finish_reason(self.stop.as_deref())), out, |out| {
+            out.extend_from_slice(delta);
+        });
         if self.include_usage {
-            let v = json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": self.usage.to_openai()
+            json::event(out, None, |out| {
+                out.extend_from_slice(b"{\"choices\":[]");
+                out.extend_from_slice(&self.tail);
+                out.extend_from_slice(b",\"usage\":");
+                self.usage.write_openai(out);
+                out.push(b'}');
             });
-            sse::write(out, None, &v.to_string());
         }
         sse::write(out, None, "[DONE]");
         self.ended = true;
@@ -246,7 +321,12 @@ impl State {
             return;
         }
         self.ended = true;
-        let v = json!({"error": {"message": message, "type": kind, "param": null, "code": null}});
-        sse::write(out, None, &v.to_string());
+        json::event(out, None, |out| {
+            out.extend_from_slice(b"{\"error\":{\"code\":null,\"message\":");
+            json::string(out, message);
+            out.extend_from_slice(b",\"param\":null,\"type\":");
+            json::string(out, kind);
+            out.extend_from_slice(b"}}");
+        });
     }
 }
