@@ -85,7 +85,7 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
     parts.headers.insert(X_REQUEST_ID, log.request_id.clone());
     log.status = parts.status.as_u16();
     log.headers_after = Some(headers_after);
-    log.provider = Some(provider.name.clone());
+    log.answered_by(&provider);
     log.usage.start(sse);
     if log.usage.strips() {
         // The usage chunk is removed: the length changes.
