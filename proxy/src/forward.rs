@@ -111,7 +111,7 @@ pub async fn forward(
             }
         };
         tried.next_attempt(log);
-        log.provider = Some(provider.name.clone());
+        log.trying(&model.name, target, provider);
         let request =
             build_request(provider, client, transform, body, &log.request_id).map_err(|e| {
                 ProxyError::AllTargetsFailed {

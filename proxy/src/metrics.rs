@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::auth::Identity;
@@ -18,6 +18,14 @@ use crate::usage::{TokenType, Tokens};
 /// The `client` label of `AUTH_TOKEN`'s requests.
 static OPERATOR: std::sync::LazyLock<Arc<str>> =
     std::sync::LazyLock::new(|| Arc::from(crate::config::clients::OPERATOR));
+
+/// Where a config object (a model's target, a client) keeps its resolved series: filled on
+/// the first request after the config was loaded, so later requests count with atomics
+/// only, without a lock or a label lookup.
+pub type Slot<T> = OnceLock<Arc<T>>;
+
+/// The statuses counted in a [`PairSeries`] array; others (rare) go to a locked map.
+const STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
 
 /// Histogram bucket bounds in seconds.
 const BUCKETS: [f64; 16] = [
@@ -32,17 +40,6 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn observe(&mut self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if secs <= *bound {
-                *count += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += secs;
-    }
-
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
@@ -63,10 +60,91 @@ impl Histogram {
     }
 }
 
+/// A [`Histogram`] the hot path updates with atomics: each observation counts in its own
+/// bucket only; [`AtomicHistogram::snapshot`] makes the counts cumulative.
+#[derive(Debug, Default)]
+struct AtomicHistogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// The sum's `f64` bits, added to in observation order as [`Histogram`] does.
+    sum: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + secs).to_bits())
+            });
+    }
+
+    fn snapshot(&self) -> Histogram {
+        let mut h = Histogram::default();
+        let mut below = 0;
+        for (out, count) in h.counts.iter_mut().zip(&self.counts) {
+            below += count.load(Ordering::Relaxed);
+            *out = below;
+        }
+        h.count = self.count.load(Ordering::Relaxed);
+        h.sum = f64::from_bits(self.sum.load(Ordering::Relaxed));
+        h
+    }
+}
+
+/// The series of one (model, provider) pair, resolved once per config load (see [`Slot`]).
+pub struct PairSeries {
+    model: Arc<str>,
+    provider: Arc<str>,
+    /// The provider's own series; `None` for a request no target was tried for.
+    upstream: Option<Arc<ProviderSeries>>,
+    /// `ai_proxy_requests_total` by status, from [`STATUSES`]' start.
+    statuses: Box<[AtomicU64]>,
+    duration: AtomicHistogram,
+    /// `AUTH_TOKEN`'s tokens by [`TokenType`]; configured clients' are in [`Families`].
+    operator_tokens: [AtomicU64; 4],
+}
+
+impl std::fmt::Debug for PairSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairSeries")
+            .field("model", &self.model)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The series of one provider.
+#[derive(Debug, Default)]
+pub struct ProviderSeries {
+    upstream: AtomicHistogram,
+}
+
+/// The series of one client (or the operator).
+#[derive(Debug, Default)]
+pub struct ClientSeries {
+    requests: AtomicU64,
+}
+
+/// Every resolved series by its labels: kept across reloads, so a model that stays keeps
+/// counting and one removed keeps its last values, as a label map would.
+#[derive(Default)]
+struct Registry {
+    pairs: BTreeMap<(Arc<str>, Arc<str>), Arc<PairSeries>>,
+    providers: BTreeMap<Arc<str>, Arc<ProviderSeries>>,
+    clients: BTreeMap<Arc<str>, Arc<ClientSeries>>,
+}
+
 /// client, model, provider, type.
 type TokenSeries = (Arc<str>, Arc<str>, Arc<str>, TokenType);
 
-#[derive(Default)]
+/// The label maps `/metrics` renders; the hot path's series are merged in at render time.
+#[derive(Default, Clone)]
 struct Families {
     requests: BTreeMap<(Arc<str>, Arc<str>, u16), u64>,
     duration: BTreeMap<(Arc<str>, Arc<str>), Histogram>,
@@ -182,6 +260,9 @@ struct TlsCertificate {
 /// All metrics of the process.
 pub struct Metrics {
     families: Mutex<Families>,
+    registry: Mutex<Registry>,
+    operator: Slot<ClientSeries>,
+    overhead: AtomicHistogram,
     /// Requests being proxied now.
     pub in_flight_requests: AtomicI64,
     /// Upstream SSE streams being relayed now.
@@ -221,7 +302,7 @@ impl Default for Metrics {
     }
 }
 
-fn lock(m: &Mutex<Families>) -> std::sync::MutexGuard<'_, Families> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves counters that are still valid numbers.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -232,6 +313,9 @@ impl Metrics {
     pub fn new(rejected_per_sec: u32) -> Self {
         Self {
             families: Mutex::default(),
+            registry: Mutex::default(),
+            operator: Slot::new(),
+            overhead: AtomicHistogram::default(),
             in_flight_requests: AtomicI64::default(),
             in_flight_streams: AtomicI64::default(),
             reloads_ok: AtomicU64::default(),
@@ -262,22 +346,70 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// Counts one finished request and its total duration.
-    pub fn record_request(
+    /// The series of `model` answered by `provider` (`None`: no target was tried), from
+    /// `slot` once it is filled. A `None` slot looks the labels up (error paths only).
+    pub fn pair(
         &self,
+        slot: Option<&Slot<PairSeries>>,
         model: &Arc<str>,
-        provider: &Arc<str>,
-        status: u16,
-        total: Duration,
-    ) {
-        let mut f = lock(&self.families);
-        *f.requests
-            .entry((model.clone(), provider.clone(), status))
-            .or_default() += 1;
-        f.duration
-            .entry((model.clone(), provider.clone()))
-            .or_default()
-            .observe(total);
+        provider: Option<&Arc<str>>,
+    ) -> Arc<PairSeries> {
+        let resolve = || {
+            let mut r = lock(&self.registry);
+            let upstream = provider.map(|p| r.providers.entry(p.clone()).or_default().clone());
+            let provider = provider.cloned().unwrap_or_else(|| Arc::from(""));
+            r.pairs
+                .entry((model.clone(), provider.clone()))
+                .or_insert_with(|| {
+                    Arc::new(PairSeries {
+                        model: model.clone(),
+                        provider,
+                        upstream,
+                        statuses: STATUSES.map(|_| AtomicU64::new(0)).collect(),
+                        duration: AtomicHistogram::default(),
+                        operator_tokens: Default::default(),
+                    })
+                })
+                .clone()
+        };
+        match slot {
+            Some(slot) => slot.get_or_init(resolve).clone(),
+            None => resolve(),
+        }
+    }
+
+    /// The series of a client, from its config entry's slot once it is filled.
+    fn client<'a>(&'a self, identity: &'a Identity) -> &'a ClientSeries {
+        let (slot, name) = match identity {
+            Identity::SharedToken => (&self.operator, &*OPERATOR),
+            Identity::Client(c) => (&c.metrics, &c.name),
+        };
+        slot.get_or_init(|| {
+            lock(&self.registry)
+                .clients
+                .entry(name.clone())
+                .or_default()
+                .clone()
+        })
+    }
+
+    /// Counts one finished request and its total duration.
+    pub fn record_request(&self, series: &PairSeries, status: u16, total: Duration) {
+        match series
+            .statuses
+            .get(usize::from(status.wrapping_sub(*STATUSES.start())))
+        {
+            Some(count) => {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                *lock(&self.families)
+                    .requests
+                    .entry((series.model.clone(), series.provider.clone(), status))
+                    .or_default() += 1;
+            }
+        }
+        series.duration.observe(total);
     }
 
     /// Counts a client's request, its tokens, and a policy refusal. The `client` label is a
@@ -285,39 +417,52 @@ impl Metrics {
     pub fn record_client(
         &self,
         identity: &Identity,
-        model: &Arc<str>,
-        provider: &Arc<str>,
+        series: &PairSeries,
         tokens: &Tokens,
         rejected: Option<Reason>,
     ) {
-        let client = match identity {
-            Identity::SharedToken => OPERATOR.clone(),
-            Identity::Client(c) => c.name.clone(),
-        };
-        let mut f = lock(&self.families);
-        for (kind, n) in tokens.by_type() {
-            if n > 0 {
-                *f.tokens
-                    .entry((client.clone(), model.clone(), provider.clone(), kind))
-                    .or_default() += n;
+        self.client(identity)
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
+        match identity {
+            Identity::SharedToken => {
+                for ((_, n), count) in tokens.by_type().into_iter().zip(&series.operator_tokens) {
+                    if n > 0 {
+                        count.fetch_add(n, Ordering::Relaxed);
+                    }
+                }
             }
+            Identity::Client(c) if tokens.by_type().iter().any(|(_, n)| *n > 0) => {
+                let mut f = lock(&self.families);
+                for (kind, n) in tokens.by_type() {
+                    if n > 0 {
+                        let key = (
+                            c.name.clone(),
+                            series.model.clone(),
+                            series.provider.clone(),
+                            kind,
+                        );
+                        *f.tokens.entry(key).or_default() += n;
+                    }
+                }
+            }
+            Identity::Client(_) => {}
         }
         if let Some(reason) = rejected {
-            *f.client_rejected
-                .entry((client.clone(), reason))
+            let client = Arc::from(identity.name());
+            *lock(&self.families)
+                .client_rejected
+                .entry((client, reason))
                 .or_default() += 1;
         }
-        *f.client_requests.entry(client).or_default() += 1;
     }
 
     /// Records the wait for an upstream's response headers and the proxy's own overhead.
-    pub fn record_upstream(&self, provider: &Arc<str>, wait: Duration, overhead: Duration) {
-        let mut f = lock(&self.families);
-        f.upstream
-            .entry(provider.clone())
-            .or_default()
-            .observe(wait);
-        f.overhead.observe(overhead);
+    pub fn record_upstream(&self, series: &PairSeries, wait: Duration, overhead: Duration) {
+        if let Some(upstream) = &series.upstream {
+            upstream.upstream.observe(wait);
+        }
+        self.overhead.observe(overhead);
     }
 
     /// Counts an upstream failure.
@@ -385,7 +530,7 @@ impl Metrics {
     #[must_use]
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let f = lock(&self.families);
+        let f = self.snapshot();
         let _ = writeln!(
             out,
             "# HELP ai_proxy_build_info Build information.\n# TYPE ai_proxy_build_info gauge\nai_proxy_build_info{{version=\"{}\"}} 1",
@@ -435,7 +580,6 @@ impl Metrics {
             );
         }
         render_clients(&f, &mut out);
-        drop(f);
         self.render_process(&mut out);
         let _ = writeln!(
             out,
@@ -455,6 +599,52 @@ impl Metrics {
         );
         self.render_tls(&mut out);
         out
+    }
+
+    /// The label maps with the resolved series merged in, in the maps' label order.
+    fn snapshot(&self) -> Families {
+        let mut f = lock(&self.families).clone();
+        let r = lock(&self.registry);
+        for ((model, provider), series) in &r.pairs {
+            for (status, count) in STATUSES.zip(&series.statuses) {
+                let n = count.load(Ordering::Relaxed);
+                if n > 0 {
+                    *f.requests
+                        .entry((model.clone(), provider.clone(), status))
+                        .or_default() += n;
+                }
+            }
+            let duration = series.duration.snapshot();
+            if duration.count > 0 {
+                f.duration
+                    .insert((model.clone(), provider.clone()), duration);
+            }
+            for (kind, count) in Tokens::default()
+                .by_type()
+                .iter()
+                .zip(&series.operator_tokens)
+            {
+                let n = count.load(Ordering::Relaxed);
+                if n > 0 {
+                    let key = (OPERATOR.clone(), model.clone(), provider.clone(), kind.0);
+                    *f.tokens.entry(key).or_default() += n;
+                }
+            }
+        }
+        for (provider, series) in &r.providers {
+            let upstream = series.upstream.snapshot();
+            if upstream.count > 0 {
+                f.upstream.insert(provider.clone(), upstream);
+            }
+        }
+        for (client, series) in &r.clients {
+            let n = series.requests.load(Ordering::Relaxed);
+            if n > 0 {
+                *f.client_requests.entry(client.clone()).or_default() += n;
+            }
+        }
+        f.overhead = self.overhead.snapshot();
+        f
     }
 
     /// The TLS listener's counters.
@@ -648,9 +838,10 @@ mod tests {
         let m = Metrics::default();
         let model: Arc<str> = Arc::from("m\"1");
         let provider: Arc<str> = Arc::from("p");
-        m.record_request(&model, &provider, 200, Duration::from_millis(30));
+        let series = m.pair(None, &model, Some(&provider));
+        m.record_request(&series, 200, Duration::from_millis(30));
         m.record_upstream(
-            &provider,
+            &series,
             Duration::from_millis(20),
             Duration::from_micros(50),
         );
@@ -669,5 +860,88 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ai_proxy_overhead_seconds_count 1"), "{text}");
+    }
+
+    /// The histogram as the label maps kept it before the atomics: every bucket at or above
+    /// the observation counted at once.
+    fn observed(ds: &[Duration]) -> Histogram {
+        let mut h = Histogram::default();
+        for d in ds {
+            let secs = d.as_secs_f64();
+            for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
+                if secs <= *bound {
+                    *count += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+        }
+        h
+    }
+
+    #[test]
+    fn atomic_histograms_render_as_the_label_maps_did() {
+        let ds: Vec<Duration> = (0..2000u64)
+            .map(|i| Duration::from_nanos(i * i * 97_531 + i * 13))
+            .chain([Duration::ZERO, Duration::from_secs(301)])
+            .collect();
+        let atomic = AtomicHistogram::default();
+        for d in &ds {
+            atomic.observe(*d);
+        }
+        let (mut got, mut want) = (String::new(), String::new());
+        atomic.snapshot().render(&mut got, "h", "a=\"b\"");
+        observed(&ds).render(&mut want, "h", "a=\"b\"");
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn series_outlive_reloads_and_merge_in_label_order() {
+        let m = Metrics::default();
+        let (model, b, a): (Arc<str>, Arc<str>, Arc<str>) = ("m".into(), "b".into(), "a".into());
+        // Two loads of the same config: fresh slots, the same series.
+        for _ in 0..2 {
+            let slot = Slot::new();
+            let series = m.pair(Some(&slot), &model, Some(&b));
+            assert!(Arc::ptr_eq(&series, &m.pair(Some(&slot), &model, Some(&b))));
+            m.record_request(&series, 200, Duration::from_millis(3));
+        }
+        let first = m.pair(None, &model, Some(&a));
+        m.record_request(&first, 799, Duration::from_millis(3));
+        m.record_request(&first, 404, Duration::from_millis(3));
+        m.record_request(&m.pair(None, &model, None), 400, Duration::ZERO);
+        let tokens = Tokens {
+            input: 3,
+            output: 0,
+            cache_read: 0,
+            cache_write: 5,
+        };
+        m.record_client(&Identity::SharedToken, &first, &tokens, None);
+        let text = m.render();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("ai_proxy_requests_total")
+                    || l.starts_with("ai_proxy_tokens_total")
+                    || l.starts_with("ai_proxy_client_requests_total")
+                    || l.starts_with("ai_proxy_request_duration_seconds_count")
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "ai_proxy_requests_total{model=\"m\",provider=\"\",status=\"400\"} 1",
+                "ai_proxy_requests_total{model=\"m\",provider=\"a\",status=\"404\"} 1",
+                "ai_proxy_requests_total{model=\"m\",provider=\"a\",status=\"799\"} 1",
+                "ai_proxy_requests_total{model=\"m\",provider=\"b\",status=\"200\"} 2",
+                "ai_proxy_request_duration_seconds_count{model=\"m\",provider=\"\"} 1",
+                "ai_proxy_request_duration_seconds_count{model=\"m\",provider=\"a\"} 2",
+                "ai_proxy_request_duration_seconds_count{model=\"m\",provider=\"b\"} 2",
+                "ai_proxy_tokens_total{client=\"operator\",model=\"m\",provider=\"a\",type=\"input\"} 3",
+                "ai_proxy_tokens_total{client=\"operator\",model=\"m\",provider=\"a\",type=\"cache_write\"} 5",
+                "ai_proxy_client_requests_total{client=\"operator\"} 1",
+            ],
+            "{text}"
+        );
     }
 }

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue, Method, Request};
 
 use crate::auth::Identity;
+use crate::config::{Provider, Target};
 use crate::headers::X_REQUEST_ID;
 use crate::log;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PairSeries};
 use crate::outcome::{Outcome, UpstreamFailure};
 use crate::usage::UsageObserver;
 
@@ -29,8 +30,10 @@ pub struct RequestLog {
     pub identity: Option<Identity>,
     /// The configured model, once routed.
     pub model: Option<Arc<str>>,
-    /// The provider that answered (or was tried last).
+    /// The provider that answered (or was tried last): set by [`RequestLog::trying`] and
+    /// [`RequestLog::answered_by`], with its metric series.
     pub provider: Option<Arc<str>>,
+    series: Option<Arc<PairSeries>>,
     /// Status sent to the client; 0 until the response headers exist.
     pub status: u16,
     /// When the request arrived.
@@ -89,6 +92,7 @@ impl RequestLog {
             identity: None,
             model: None,
             provider: None,
+            series: None,
             status: 0,
             started: Instant::now(),
             upstream_wait: Duration::ZERO,
@@ -122,6 +126,32 @@ impl RequestLog {
         self.metrics
             .in_flight_streams
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes that `model`'s `target` at `provider` is tried next.
+    pub fn trying(&mut self, model: &Arc<str>, target: &Target, provider: &Provider) {
+        self.provider = Some(provider.name.clone());
+        self.series = Some(
+            self.metrics
+                .pair(Some(&target.metrics), model, Some(&provider.name)),
+        );
+    }
+
+    /// Notes that `provider`'s answer is relayed: an earlier target's when every later one
+    /// failed.
+    pub fn answered_by(&mut self, provider: &Provider) {
+        if self
+            .provider
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, &provider.name))
+        {
+            return;
+        }
+        self.provider = Some(provider.name.clone());
+        self.series = self
+            .model
+            .as_ref()
+            .map(|model| self.metrics.pair(None, model, Some(&provider.name)));
     }
 
     /// Notes an upstream failure for the metrics.
@@ -221,23 +251,23 @@ impl RequestLog {
                 m.record_fallback(*failure, *taken);
             }
         }
-        if self.headers_after.is_some()
-            && let Some(provider) = &self.provider
-        {
-            m.record_upstream(provider, self.upstream_wait, self.overhead());
+        let Some(model) = &self.model else {
+            return;
+        };
+        // No target was tried (a refusal, an unusable model): an error path, looked up.
+        let unrouted;
+        let series = if let Some(series) = &self.series {
+            series
+        } else {
+            unrouted = m.pair(None, model, None);
+            &unrouted
+        };
+        if self.headers_after.is_some() {
+            m.record_upstream(series, self.upstream_wait, self.overhead());
         }
-        if let Some(model) = &self.model {
-            let provider = self.provider.clone().unwrap_or_else(|| Arc::from(""));
-            m.record_request(model, &provider, self.status, total);
-            if let Some(identity) = &self.identity {
-                m.record_client(
-                    identity,
-                    model,
-                    &provider,
-                    &self.usage.tokens,
-                    self.rejected,
-                );
-            }
+        m.record_request(series, self.status, total);
+        if let Some(identity) = &self.identity {
+            m.record_client(identity, series, &self.usage.tokens, self.rejected);
         }
     }
 }

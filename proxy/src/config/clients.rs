@@ -45,6 +45,8 @@ pub struct Client {
     pub tokens_per_minute: Option<u64>,
     /// Requests in flight at most.
     pub max_concurrent: Option<u32>,
+    /// The `client` metric series, resolved by the first request after a load.
+    pub metrics: crate::metrics::Slot<crate::metrics::ClientSeries>,
 }
 
 /// A digest whose `Debug` prints `***`.
@@ -177,6 +179,7 @@ pub fn lower(
             requests_per_minute: c.requests_per_minute,
             tokens_per_minute: c.tokens_per_minute,
             max_concurrent: c.max_concurrent,
+            metrics: crate::metrics::Slot::new(),
         }));
     }
     Ok(clients)

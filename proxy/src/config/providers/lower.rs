@@ -359,6 +359,7 @@ fn model(
             upstream_model: Arc::from(upstream.as_str()),
             max_tokens: t.max_tokens,
             max_tokens_cap: t.max_tokens_cap,
+            metrics: crate::metrics::Slot::new(),
         });
     }
     Ok(Model {

@@ -117,6 +117,8 @@ pub struct Target {
     pub max_tokens: Option<u64>,
     /// The most `max_tokens` a translated request sends to this target.
     pub max_tokens_cap: Option<u64>,
+    /// The (model, provider) metric series, resolved by the first request after a load.
+    pub metrics: crate::metrics::Slot<crate::metrics::PairSeries>,
 }
 
 /// A model clients may ask for.
