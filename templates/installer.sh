@@ -492,7 +492,7 @@ check_tools() {
     for tool in tar gzip sed grep awk; do
         need_cmd "$tool" "$tool"
     done
-    for tool in sha256sum mktemp od tr sync stat sort ls; do
+    for tool in sha256sum mktemp od tr sync stat sort ls paste; do
         need_cmd "$tool" coreutils
     done
     need_cmd setsid util-linux
@@ -872,7 +872,7 @@ check_domain_resolves() {
             return 0
         fi
     done
-    die "$EX_TLS" "$DOMAIN resolves to $(tr '\n' ' ' <<<"$resolved")but none of these is an address of this host ($(tr '\n' ' ' <<<"$mine")): the CA would validate another machine. Point the name's DNS record here; if this host is behind NAT that forwards port $HTTPS_PORT to it, pass --skip-dns-check. Nothing was changed."
+    die "$EX_TLS" "$DOMAIN resolves to $(paste -sd ' ' <<<"$resolved") but none of these is an address of this host ($(paste -sd ' ' <<<"$mine")): the CA would validate another machine. Point the name's DNS record here; if this host is behind NAT that forwards port $HTTPS_PORT to it, pass --skip-dns-check. Nothing was changed."
 }
 
 # check_pem FILE OPTION PATTERN LINE: FILE exists and holds a PEM block of the expected kind.

@@ -29,13 +29,19 @@ setup_file() {
 
 teardown_file() {
     remove_test_objects
-    [[ -z "${PEBBLE_PID:-}" ]] || kill "$PEBBLE_PID" 2>/dev/null || true
+    # (Read from its file: setup_file's variables do not reach teardown_file.)
+    [[ ! -f "$PEBBLE_DIR/pid" ]] || kill "$(cat "$PEBBLE_DIR/pid")" 2>/dev/null || true
     remove_hosts_lines
 }
 
 setup() {
     unique_names tls
-    PEBBLE_PID=$(cat "$PEBBLE_DIR/pid")
+    OWN_NAMES=0
+}
+
+# teardown: a test with names of its own removes what it made, even when it fails.
+teardown() {
+    ((!OWN_NAMES)) || remove_test_objects
 }
 
 # add_hosts_line LINE: appended to /etc/hosts, tagged for remove_hosts_lines. /etc/hosts may be
@@ -83,6 +89,8 @@ start_pebble() {
     (cd "$PEBBLE_DIR" && exec env PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config pebble.json -strict=false \
         >pebble.log 2>&1 </dev/null 3>&-) &
     echo $! >"$PEBBLE_DIR/pid"
+    # Bounded like every background helper, should teardown_file never run.
+    watchdog "$!" 900
     echo "https://$gw:$acme/dir" >"$PEBBLE_DIR/url"
     echo "$mgmt" >"$PEBBLE_DIR/management"
     local _
@@ -175,7 +183,7 @@ acme_install() {
     [ "$(health_of "$n")" = healthy ]
     # The root stays read-only; the configuration read-only; the cache the one writable mount.
     [ "$(container_field "$n" '{{.HostConfig.ReadonlyRootfs}}')" = true ]
-    [ "$(container_field "$n" '{{range .Mounts}}{{.Source}}:{{.Destination}}:{{.RW}} {{end}}' | tr ' ' '\n' | sort | xargs)" = \
+    [ "$(container_field "$n" '{{range .Mounts}}{{.Source}}:{{.Destination}}:{{.RW}} {{end}}' | tr ' ' '\n' | LC_ALL=C sort | xargs)" = \
         "$AI_PROXY_CONFIG_DIR/tls:/app/tls:true $AI_PROXY_CONFIG_DIR:/app/config:false" ]
     [ "$(stat -c '%a %u:%g %F' "$AI_PROXY_CONFIG_DIR/tls")" = "700 1001:1001 directory" ]
     [ -n "$(find "$AI_PROXY_CONFIG_DIR/tls" -name 'certificate-*' -type f -perm 0600)" ]
@@ -216,13 +224,14 @@ acme_install() {
 
 @test "--tls-cert/--tls-key: the admin's pair copied (key 0640 root:1001) and served, healthy" {
     unique_names
+    OWN_NAMES=1
     local dir="$BATS_TEST_TMPDIR/cert" port
     mkdir -p "$dir"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
         -addext subjectAltName=DNS:localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
     port=$(free_port)
     run installer --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem" --port "$port" --yes
-    [ "$status" -eq 0 ] || { echo "$output"; remove_test_objects; return 1; }
+    [ "$status" -eq 0 ] || { echo "$output"; return 1; }
     [[ "$output" == *"URL:        https://<this-host>:$port "* ]]
     [ "$(stat -c '%a %u:%g' "$AI_PROXY_CONFIG_DIR/tls-key.pem")" = "640 0:1001" ]
     cmp "$dir/key.pem" "$AI_PROXY_CONFIG_DIR/tls-key.pem"
@@ -234,5 +243,4 @@ acme_install() {
     # Plain HTTP on the TLS port is refused, never served.
     run curl -fsS -m 5 "http://127.0.0.1:$port/ping"
     [ "$status" -ne 0 ]
-    remove_test_objects
 }
