@@ -1489,7 +1489,7 @@ ping_ok() {
     local url
     url=$(ping_url "$1")
     if command -v curl >/dev/null 2>&1; then
-        curl -fsSk -m 2 -o /dev/null -- "$url" 2>/dev/null
+        curl -fsS -k -m 2 -o /dev/null -- "$url" 2>/dev/null
     else
         wget -q --no-check-certificate -T 2 -O /dev/null -- "$url" 2>/dev/null
     fi
