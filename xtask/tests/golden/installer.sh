@@ -1249,7 +1249,7 @@ setup_env_file() {
 # env_summary: "PORT=8080, TLS_DOMAINS=…" for this run's settings.
 env_summary() {
     local key out=""
-    for key in "${ENV_ORDER[@]}"; do
+    for key in ${ENV_ORDER[@]+"${ENV_ORDER[@]}"}; do
         out+="${out:+, }$key=${ENV_SET[$key]}"
     done
     printf '%s\n' "$out"
@@ -1279,7 +1279,7 @@ env_lines() {
     if [[ -n "$1" ]] && ((!have_token)); then
         printf 'AUTH_TOKEN=%s\n' "$1"
     fi
-    for key in "${ENV_ORDER[@]}"; do
+    for key in ${ENV_ORDER[@]+"${ENV_ORDER[@]}"}; do
         [[ -n "${seen[$key]-}" ]] || printf '%s=%s\n' "$key" "${ENV_SET[$key]}"
     done
 }

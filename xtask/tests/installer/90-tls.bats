@@ -162,6 +162,19 @@ acme_install() {
     [ "$status" -eq "$EX_TLS" ]
     [[ "$output" == *"is not PEM"* ]]
     assert_unchanged "$before"
+
+    # A link planted where the certificate directory goes is refused, not followed (nor chowned).
+    mkdir -m 0750 "$AI_PROXY_CONFIG_DIR"
+    chown 0:1001 "$AI_PROXY_CONFIG_DIR"
+    ln -s /etc "$AI_PROXY_CONFIG_DIR/tls"
+    before=$(host_state)
+    run acme_install
+    [ "$status" -eq "$EX_CONFIG" ] || { echo "$output"; return 1; }
+    [[ "$output" == *"$AI_PROXY_CONFIG_DIR/tls is a symbolic link"* ]]
+    assert_unchanged "$before"
+    [ "$(stat -c %u /etc)" -eq 0 ]
+    rm "$AI_PROXY_CONFIG_DIR/tls"
+    rmdir "$AI_PROXY_CONFIG_DIR"
     [ "$(orders)" -eq 0 ]
 }
 
