@@ -28,7 +28,7 @@ const fn code(code: u8, name: &'static str, meaning: &'static str) -> ExitCode {
 }
 
 /// Every exit code, in order. Codes are never renumbered: scripts of admins test them.
-pub const EXIT_CODES: [ExitCode; 16] = [
+pub const EXIT_CODES: [ExitCode; 17] = [
     code(0, "", "success"),
     code(
         1,
@@ -100,6 +100,11 @@ pub const EXIT_CODES: [ExitCode; 16] = [
         15,
         "FOREIGN",
         "foreign: a container or image with our name lacks our ownership label",
+    ),
+    code(
+        16,
+        "TLS",
+        "tls: the --domain name does not resolve to this host, host port 443 is taken, or a --tls-cert/--tls-key/--acme-ca-file file is missing or not PEM",
     ),
 ];
 

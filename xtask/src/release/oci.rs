@@ -665,7 +665,7 @@ pub(crate) mod tests {
                     .to_vec(),
                 interval_ns: 5_000_000_000,
                 timeout_ns: 3_000_000_000,
-                start_period_ns: 5_000_000_000,
+                start_period_ns: u64::from(render::HEALTH_START_PERIOD_SECS) * 1_000_000_000,
                 retries: 3,
             })
         );

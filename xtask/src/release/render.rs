@@ -10,6 +10,17 @@ use askama::Template;
 use super::contents::{CONTENTS, Entry};
 use super::exit_codes::{self, EXIT_CODES, ExitCode};
 
+/// The host port published with automatic certificates: ACME CAs validate TLS-ALPN-01 there only.
+pub const HTTPS_PORT: u16 = 443;
+/// Where the installer mounts the ACME cache in the container (and sets `TLS_CACHE_DIR` to).
+pub const TLS_MOUNT: &str = "/app/tls";
+/// The installer's default wait for health with automatic certificates: the Dockerfile's start
+/// period (room for the first order) plus its retries, with a margin.
+pub const ACME_HEALTH_TIMEOUT_SECS: u16 = 180;
+/// The Dockerfile HEALTHCHECK's start period: failures in it do not count, so a first ACME order
+/// (pebble: under 1 s; Let's Encrypt: seconds, with a retry a minute later) fits.
+pub const HEALTH_START_PERIOD_SECS: u16 = 90;
+
 /// The values every template may use.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -30,6 +41,8 @@ struct Dockerfile<'a> {
     uid: u32,
     gid: u32,
     source_url: &'a str,
+    start_period: u16,
+    tls_mount: &'a str,
 }
 
 #[derive(Template)]
@@ -40,6 +53,8 @@ struct InstallMd<'a> {
     uid: u32,
     gid: u32,
     exit_code_table: &'a str,
+    https_port: u16,
+    tls_mount: &'a str,
 }
 
 #[derive(Template)]
@@ -57,6 +72,9 @@ struct Installer<'a> {
     exit_codes: &'a [ExitCode],
     /// The code of the bash-version refusal, which runs before the `EX_*` constants exist.
     ex_tools: u8,
+    https_port: u16,
+    tls_mount: &'a str,
+    acme_health_timeout: u16,
 }
 
 /// `templates/Dockerfile`, rendered.
@@ -68,6 +86,8 @@ pub fn dockerfile(p: &Params) -> Result<String> {
         uid: p.uid,
         gid: p.gid,
         source_url: &p.source_url,
+        start_period: HEALTH_START_PERIOD_SECS,
+        tls_mount: TLS_MOUNT,
     };
     render(&template, "Dockerfile")
 }
@@ -81,6 +101,8 @@ pub fn install_md(p: &Params) -> Result<String> {
         uid: p.uid,
         gid: p.gid,
         exit_code_table: &table,
+        https_port: HTTPS_PORT,
+        tls_mount: TLS_MOUNT,
     };
     render(&template, "INSTALL.md")
 }
@@ -98,6 +120,9 @@ pub fn installer(p: &Params, archive_name: &str, archive_sha256: &str) -> Result
         files: &CONTENTS,
         exit_codes: &EXIT_CODES,
         ex_tools: exit_codes::code_of("TOOLS"),
+        https_port: HTTPS_PORT,
+        tls_mount: TLS_MOUNT,
+        acme_health_timeout: ACME_HEALTH_TIMEOUT_SECS,
     };
     render(&template, "installer.sh")
 }
@@ -271,7 +296,7 @@ pub(crate) mod tests {
         assert_eq!(count("EXPOSE 8080"), 1);
         assert_eq!(
             count(
-                r#"HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["/app/ai-proxy", "healthcheck", "--port", "8080"]"#
+                r#"HEALTHCHECK --interval=5s --timeout=3s --start-period=90s --retries=3 CMD ["/app/ai-proxy", "healthcheck", "--port", "8080"]"#
             ),
             1
         );

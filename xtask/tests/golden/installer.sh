@@ -8,7 +8,7 @@
 #
 # Usage:
 #   sudo ./installer.sh [--port N] [--yes] [--engine docker|podman] [--bind ADDR]
-#                       [--archive PATH]
+#                       [--archive PATH] [HTTPS options]
 #   sudo ./installer.sh --uninstall [--purge] [--yes] [--engine docker|podman]
 #   ./installer.sh --help
 #
@@ -21,17 +21,40 @@
 #   --bind ADDR       host address the port is published on, e.g. 127.0.0.1 (default: the
 #                     address of the running install, else all addresses)
 #   --archive PATH    release archive (default: ai-proxy-release.tar.gz in this script's directory)
-#   --uninstall       remove the container and its images; keep the configuration
-#   --purge           with --uninstall: delete the configuration directory too
+#   --uninstall       remove the container and its images; keep the configuration and the
+#                     certificates
+#   --purge           with --uninstall: delete the configuration directory too, certificates
+#                     included
+#
+# HTTPS options (without them a re-run keeps the HTTPS mode .env already has; with neither,
+# the service speaks plain HTTP):
+#   --domain NAME     automatic certificates for NAME from an ACME CA (Let's Encrypt by
+#                     default), validated by TLS-ALPN-01: host port 443 is published to
+#                     the container's port (--port, default 8080); NAME must resolve to an
+#                     address of this host and host port 443 must be free
+#   --email ADDR      with --domain: the ACME account's contact (ACME_EMAIL)
+#   --acme-directory URL   with --domain: the CA's directory, https://… or letsencrypt or
+#                     letsencrypt-staging (default: letsencrypt)
+#   --acme-ca-file FILE    with --domain: PEM roots to trust for the CA itself (a private CA);
+#                     copied into the configuration directory
+#   --skip-dns-check  with --domain: do not require NAME to resolve to this host (behind NAT,
+#                     where the public address is the router's)
+#   --tls-cert FILE   with --tls-key, not with --domain: serve this PEM certificate chain;
+#   --tls-key FILE    the pair is copied into the configuration directory (key 0640
+#                     root:1001) and published on --port as with plain HTTP
 #   --help, -h        print this help
 #
 # Environment:
 #   AI_PROXY_PORT             same as --port
+#   AI_PROXY_DOMAIN           same as --domain
+#   AI_PROXY_SKIP_DNS_CHECK   1: same as --skip-dns-check
 #   AI_PROXY_NAME             container and image name, and the ownership label's value
 #                             (default: ai-proxy)
 #   AI_PROXY_BUILD_DIR        build context, absolute path (default: /tmp/ai-proxy)
 #   AI_PROXY_CONFIG_DIR       configuration directory, absolute path (default: /srv/ai-proxy)
-#   AI_PROXY_HEALTH_TIMEOUT   seconds to wait for the container to become healthy (default: 60)
+#   AI_PROXY_HEALTH_TIMEOUT   seconds to wait for the container to become healthy (default: 60;
+#                             180 with automatic certificates, as the first
+#                             order must complete first)
 #   AI_PROXY_LOCK_DIR         root-only directory of the per-name lock and journal
 #                             (default: /run/lock/ai-proxy)
 #   AI_PROXY_LOCK_TIMEOUT     seconds to wait for another run of the same name (default: 10)
@@ -57,6 +80,7 @@
 #   13  health: the container did not become healthy and answer /ping
 #   14  lock: another run for the same AI_PROXY_NAME holds the lock
 #   15  foreign: a container or image with our name lacks our ownership label
+#   16  tls: the --domain name does not resolve to this host, host port 443 is taken, or a --tls-cert/--tls-key/--acme-ca-file file is missing or not PEM
 # A failure, or SIGHUP/SIGINT/SIGTERM/SIGQUIT/SIGPIPE, after the integrity check rolls back and
 # exits with the code of the step that was running. A run killed outright (SIGKILL, power loss)
 # is recovered by the next run, which says what it restored or completed.
@@ -80,6 +104,15 @@ umask 077
 readonly VERSION="1.2.3"
 readonly TARGET="x86_64-unknown-linux-musl"
 readonly DEFAULT_PORT="8080"
+# ACME CAs validate TLS-ALPN-01 on this port only, so it is the published host port with --domain.
+readonly HTTPS_PORT=443
+# Where the container keeps its ACME account and certificates (TLS_CACHE_DIR), and the names of
+# the files the installer copies into the configuration directory, mounted at /app/config.
+readonly TLS_MOUNT="/app/tls"
+readonly TLS_CERT_NAME=tls-cert.pem
+readonly TLS_KEY_NAME=tls-key.pem
+readonly ACME_CA_NAME=acme-ca.pem
+readonly ACME_HEALTH_TIMEOUT=180
 readonly APP_UID="1001"
 readonly APP_GID="1001"
 readonly ARCHIVE_NAME="ai-proxy-release.tar.gz"
@@ -100,6 +133,7 @@ readonly EX_DEPLOY=12
 readonly EX_HEALTH=13
 readonly EX_LOCK=14
 readonly EX_FOREIGN=15
+readonly EX_TLS=16
 # The archive must hold exactly these regular files at its top level, extracted with these modes
 # (rendered from xtask/src/release/contents.rs, the list the archive is built from).
 readonly EXPECTED_FILES=(ai-proxy Dockerfile INSTALL.md .env.example provider-config.yaml README.md LICENSE)
@@ -125,7 +159,7 @@ PURGE=0
 NAME="${AI_PROXY_NAME:-ai-proxy}"
 BUILD_DIR="${AI_PROXY_BUILD_DIR:-/tmp/ai-proxy}"
 CONFIG_DIR="${AI_PROXY_CONFIG_DIR:-/srv/ai-proxy}"
-HEALTH_TIMEOUT="${AI_PROXY_HEALTH_TIMEOUT:-60}"
+HEALTH_TIMEOUT="${AI_PROXY_HEALTH_TIMEOUT:-}"
 LOCK_DIR="${AI_PROXY_LOCK_DIR:-/run/lock/ai-proxy}"
 LOCK_TIMEOUT="${AI_PROXY_LOCK_TIMEOUT:-10}"
 SELF=""
@@ -133,6 +167,20 @@ LOCK_HELD=""
 JOURNAL=""
 ORIGINAL_ARGS=()
 STARTED_MS=0
+# HTTPS: TLS_MODE is acme, files or empty (plain HTTP); HOST_PORT is the published port (the
+# container listens on PORT).
+DOMAIN=""
+DOMAIN_GIVEN=0
+EMAIL=""
+ACME_DIRECTORY=""
+ACME_CA_SRC=""
+TLS_CERT_SRC=""
+TLS_KEY_SRC=""
+SKIP_DNS_CHECK=0
+TLS_MODE=""
+HOST_PORT=""
+TLS_DIR=""
+HEALTH_TIMEOUT_GIVEN=0
 
 # What this run has done, read by the rollback. Each flag is set before the action it names,
 # so an interruption during the action is rolled back too; the rollback copes with the action
@@ -150,6 +198,9 @@ CREATED_ENV=0
 CREATED_PROVIDERS=0
 ENV_BACKUP=""
 TMP_FILES=()
+CREATED_TLS_DIR=0
+# Copied certificate files: each "target backup" (backup empty for a file this run created).
+REPLACED_FILES=()
 NEW_IMAGE_ID=""
 BUILD_STARTED=0
 CREATE_STARTED=0
@@ -241,6 +292,8 @@ ai-proxy ${VERSION} installer (${TARGET})
 
 Usage:
   sudo ./installer.sh [--port N] [--yes] [--engine docker|podman] [--bind ADDR] [--archive PATH]
+                      [--domain NAME [--email ADDR] [--acme-directory URL] [--acme-ca-file FILE]
+                       [--skip-dns-check] | --tls-cert FILE --tls-key FILE]
   sudo ./installer.sh --uninstall [--purge] [--yes] [--engine docker|podman]
   ./installer.sh --help
 
@@ -253,17 +306,37 @@ Options:
   --bind ADDR       host address to publish the port on, e.g. 127.0.0.1 (default: the
                     address of the running install, else all addresses)
   --archive PATH    release archive (default: ${ARCHIVE_NAME} beside this script)
-  --uninstall       remove the container and its images, keep the configuration
-  --purge           with --uninstall: delete the configuration directory too
+  --uninstall       remove the container and its images, keep the configuration and
+                    the certificates
+  --purge           with --uninstall: delete the configuration directory too,
+                    certificates included
   --help, -h        print this help
+
+HTTPS (without these a re-run keeps the mode .env has; with neither: plain HTTP):
+  --domain NAME     automatic certificates for NAME (ACME, TLS-ALPN-01): host port ${HTTPS_PORT}
+                    is published to the container's port (--port, default ${DEFAULT_PORT}); NAME must
+                    resolve to an address of this host and host port ${HTTPS_PORT} must be free
+  --email ADDR      with --domain: the ACME account's contact
+  --acme-directory URL
+                    with --domain: https://… directory, letsencrypt (default) or
+                    letsencrypt-staging
+  --acme-ca-file FILE
+                    with --domain: PEM roots to trust for the CA (a private CA)
+  --skip-dns-check  with --domain: NAME need not resolve to this host (behind NAT)
+  --tls-cert FILE --tls-key FILE
+                    serve this PEM certificate chain and key (copied into the
+                    configuration directory) on --port; not with --domain
 
 Environment:
   AI_PROXY_PORT             same as --port
+  AI_PROXY_DOMAIN           same as --domain
+  AI_PROXY_SKIP_DNS_CHECK   1: same as --skip-dns-check
   AI_PROXY_NAME             container and image name, and the ownership label's value
                             (default: ai-proxy)
   AI_PROXY_BUILD_DIR        build context, absolute path (default: /tmp/ai-proxy)
   AI_PROXY_CONFIG_DIR       configuration directory, absolute path (default: /srv/ai-proxy)
-  AI_PROXY_HEALTH_TIMEOUT   seconds to wait for a healthy container (default: 60)
+  AI_PROXY_HEALTH_TIMEOUT   seconds to wait for a healthy container (default: 60,
+                            ${ACME_HEALTH_TIMEOUT} with --domain)
   AI_PROXY_LOCK_DIR         root-only directory of the per-name lock (default: /run/lock/ai-proxy)
   AI_PROXY_LOCK_TIMEOUT     seconds to wait for another run of the same name (default: 10)
   DOCKER_HOST               Docker daemon to use (respected as docker does)
@@ -289,6 +362,7 @@ Exit codes:
   13  health: the container did not become healthy and answer /ping
   14  lock: another run for the same AI_PROXY_NAME holds the lock
   15  foreign: a container or image with our name lacks our ownership label
+  16  tls: the --domain name does not resolve to this host, host port 443 is taken, or a --tls-cert/--tls-key/--acme-ca-file file is missing or not PEM
 A failure or a signal (HUP, INT, TERM, QUIT, PIPE) after the integrity check rolls back what
 the run changed and exits with the code of the step that was running. A killed run is
 recovered by the next one.
@@ -300,15 +374,18 @@ EOF
 parse_args() {
     while (($#)); do
         case "$1" in
-        --port | --engine | --bind | --archive)
+        --port | --engine | --bind | --archive | --domain | --email | --acme-directory | \
+            --acme-ca-file | --tls-cert | --tls-key)
             (($# >= 2)) || die "$EX_USAGE" "$1 needs a value; see --help."
             set_option "$1" "$2"
             shift 2
             ;;
-        --port=* | --engine=* | --bind=* | --archive=*)
+        --port=* | --engine=* | --bind=* | --archive=* | --domain=* | --email=* | \
+            --acme-directory=* | --acme-ca-file=* | --tls-cert=* | --tls-key=*)
             set_option "${1%%=*}" "${1#*=}"
             shift
             ;;
+        --skip-dns-check) SKIP_DNS_CHECK=1 && shift ;;
         --yes | -y) ASSUME_YES=1 && shift ;;
         --uninstall) UNINSTALL=1 && shift ;;
         --purge) PURGE=1 && shift ;;
@@ -326,7 +403,13 @@ parse_args() {
         PORT=$AI_PROXY_PORT
         PORT_GIVEN=1
     fi
+    if ((!DOMAIN_GIVEN)) && [[ -n "${AI_PROXY_DOMAIN:-}" ]]; then
+        DOMAIN=$AI_PROXY_DOMAIN
+        DOMAIN_GIVEN=1
+    fi
+    [[ "${AI_PROXY_SKIP_DNS_CHECK:-0}" != 1 ]] || SKIP_DNS_CHECK=1
     validate_settings
+    validate_tls_options
 }
 
 set_option() {
@@ -335,6 +418,12 @@ set_option() {
     --engine) ENGINE=$2 ;;
     --bind) BIND=$2 && BIND_GIVEN=1 ;;
     --archive) ARCHIVE=$2 ;;
+    --domain) DOMAIN=$2 && DOMAIN_GIVEN=1 ;;
+    --email) EMAIL=$2 ;;
+    --acme-directory) ACME_DIRECTORY=$2 ;;
+    --acme-ca-file) ACME_CA_SRC=$2 ;;
+    --tls-cert) TLS_CERT_SRC=$2 ;;
+    --tls-key) TLS_KEY_SRC=$2 ;;
     esac
 }
 
@@ -356,8 +445,13 @@ validate_settings() {
     check_path AI_PROXY_LOCK_DIR "$LOCK_DIR"
     [[ "$LOCK_TIMEOUT" =~ ^(0|[1-9][0-9]{0,3})$ ]] ||
         die "$EX_USAGE" "AI_PROXY_LOCK_TIMEOUT must be a number of seconds from 0 to 9999, not '$LOCK_TIMEOUT'."
-    [[ "$HEALTH_TIMEOUT" =~ ^[1-9][0-9]{0,3}$ ]] ||
+    [[ -z "$HEALTH_TIMEOUT" || "$HEALTH_TIMEOUT" =~ ^[1-9][0-9]{0,3}$ ]] ||
         die "$EX_USAGE" "AI_PROXY_HEALTH_TIMEOUT must be a number of seconds from 1 to 9999, not '$HEALTH_TIMEOUT'."
+    if [[ -z "$HEALTH_TIMEOUT" ]]; then
+        HEALTH_TIMEOUT=60
+    else
+        HEALTH_TIMEOUT_GIVEN=1
+    fi
     if [[ -n "$ARCHIVE" && "$ARCHIVE" != /* ]]; then
         ARCHIVE="$PWD/$ARCHIVE"
     fi
@@ -422,7 +516,8 @@ ensure_root() {
             say "Not root: running again through passwordless sudo."
             local env_args=() var
             for var in AI_PROXY_PORT AI_PROXY_NAME AI_PROXY_BUILD_DIR AI_PROXY_CONFIG_DIR \
-                AI_PROXY_HEALTH_TIMEOUT AI_PROXY_LOCK_DIR AI_PROXY_LOCK_TIMEOUT DOCKER_HOST CONTAINER_HOST NO_COLOR; do
+                AI_PROXY_HEALTH_TIMEOUT AI_PROXY_LOCK_DIR AI_PROXY_LOCK_TIMEOUT AI_PROXY_DOMAIN \
+                AI_PROXY_SKIP_DNS_CHECK DOCKER_HOST CONTAINER_HOST NO_COLOR; do
                 [[ -n "${!var+set}" ]] && env_args+=("$var=${!var}")
             done
             exec sudo -n -- env ${env_args[@]+"${env_args[@]}"} bash "$SELF" --archive "$ARCHIVE" ${ORIGINAL_ARGS[@]+"${ORIGINAL_ARGS[@]}"}
@@ -437,10 +532,11 @@ check_tools() {
     for tool in tar gzip sed grep awk; do
         need_cmd "$tool" "$tool"
     done
-    for tool in sha256sum mktemp od tr sync stat sort ls; do
+    for tool in sha256sum mktemp od tr sync stat sort ls paste; do
         need_cmd "$tool" coreutils
     done
     need_cmd setsid util-linux
+    need_cmd cmp diffutils
     if ! command -v curl >/dev/null 2>&1 && ! command -v wget >/dev/null 2>&1; then
         die "$EX_TOOLS" "neither curl nor wget is installed; the health check needs one: apt-get install curl."
     fi
@@ -523,6 +619,8 @@ preflight() {
     check_ownership
     recover_interrupted
     inspect_existing
+    resolve_tls_mode
+    check_tls_inputs
 }
 # Docker ignores --memory-swap without swap accounting, so the RAM+swap cap would silently not
 # exist; say so instead of pretending.
@@ -604,6 +702,10 @@ published_address() {
 choose_port() {
     step "$EX_INPUT" "Port"
     local problem
+    if [[ "$TLS_MODE" == acme ]]; then
+        choose_acme_ports
+        return 0
+    fi
     if ((PORT_GIVEN)); then
         if problem=$(port_use_problem "$PORT"); then
             die "$EX_INPUT" "port $PORT: $problem. Nothing was changed."
@@ -612,10 +714,30 @@ choose_port() {
         ask_port
     fi
     PORT=$((10#$PORT))
+    HOST_PORT=$PORT
     if ((PORT < 1025)); then
         warn "port $PORT is a privileged port (below 1025); CIS Docker Benchmark 5.8 advises against mapping one. A port above 1024 behind a reverse proxy is safer."
     fi
     say "  port: $PORT"
+    confirm_replacement
+}
+
+# choose_acme_ports: the CA validates on host port HTTPS_PORT, published to a high container
+# port (a process of uid APP_UID without capabilities binds no port below 1024 unless the engine
+# lowers net.ipv4.ip_unprivileged_port_start, which Podman does not). No question: the
+# container port is --port, else the one .env has, else the default.
+choose_acme_ports() {
+    local problem
+    if ((!PORT_GIVEN)); then
+        PORT=$(env_port "$CONFIG_DIR/.env" 2>/dev/null)
+        [[ -n "$PORT" ]] || PORT=$DEFAULT_PORT
+    fi
+    PORT=$((10#$PORT))
+    HOST_PORT=$HTTPS_PORT
+    if problem=$(port_use_problem "$HOST_PORT"); then
+        die "$EX_TLS" "host port $HOST_PORT: $problem. Automatic certificates need it: the CA validates TLS-ALPN-01 on port $HOST_PORT only. Nothing was changed."
+    fi
+    say "  host port $HOST_PORT (the CA validates there) -> container port $PORT"
     confirm_replacement
 }
 
@@ -670,8 +792,224 @@ port_listener() {
 
 confirm_replacement() {
     ((OLD_RUNNING)) || return 0
-    confirm "ai-proxy is running as container '$NAME'. Replace it with $VERSION on port $PORT (it keeps serving until the new image is built)?" ||
+    confirm "ai-proxy is running as container '$NAME'. Replace it with $VERSION on port $HOST_PORT (it keeps serving until the new image is built)?" ||
         die "$EX_INPUT" "not confirmed: nothing was changed."
+}
+
+# ---------------------------------------------------------------------------- HTTPS
+
+# validate_tls_options: the HTTPS options' forms, before anything is read or changed. Every value
+# here ends up in .env, so none may hold a newline, a quote or a space.
+validate_tls_options() {
+    if ((UNINSTALL)) && { ((DOMAIN_GIVEN)) || [[ -n "$EMAIL$ACME_DIRECTORY$ACME_CA_SRC$TLS_CERT_SRC$TLS_KEY_SRC" ]]; }; then
+        die "$EX_USAGE" "the HTTPS options are for installing, not with --uninstall."
+    fi
+    if [[ -n "$TLS_CERT_SRC$TLS_KEY_SRC" ]]; then
+        ((!DOMAIN_GIVEN)) ||
+            die "$EX_USAGE" "--domain (automatic certificates) and --tls-cert/--tls-key (your own certificate) exclude each other: choose one."
+        [[ -n "$TLS_CERT_SRC" && -n "$TLS_KEY_SRC" ]] ||
+            die "$EX_USAGE" "--tls-cert and --tls-key go together: give the certificate chain and its key."
+        TLS_CERT_SRC=$(absolute "$TLS_CERT_SRC")
+        TLS_KEY_SRC=$(absolute "$TLS_KEY_SRC")
+    fi
+    if ((!DOMAIN_GIVEN)); then
+        [[ -z "$EMAIL$ACME_DIRECTORY$ACME_CA_SRC" ]] ||
+            die "$EX_USAGE" "--email, --acme-directory and --acme-ca-file only go with --domain NAME."
+        return 0
+    fi
+    DOMAIN=${DOMAIN,,}
+    if ((${#DOMAIN} > 253)) || [[ ! "$DOMAIN" =~ ^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ ]]; then
+        die "$EX_USAGE" "--domain '$DOMAIN' is not a DNS name with a dot (e.g. api.example.com): CAs issue certificates for such names only, not for addresses."
+    fi
+    [[ -z "$EMAIL" || "$EMAIL" =~ ^[^@[:space:][:cntrl:]\"\'\\,\;]+@[A-Za-z0-9.-]+$ ]] ||
+        die "$EX_USAGE" "--email '$EMAIL' is not an address like admin@example.com."
+    case "$ACME_DIRECTORY" in
+    "" | letsencrypt | letsencrypt-staging) ;;
+    https://*)
+        [[ "$ACME_DIRECTORY" =~ ^https://[^[:space:][:cntrl:]\"\'\\]+$ ]] ||
+            die "$EX_USAGE" "--acme-directory '$ACME_DIRECTORY' holds spaces, quotes or control characters."
+        ;;
+    *) die "$EX_USAGE" "--acme-directory must be letsencrypt, letsencrypt-staging or an https:// URL, not '$ACME_DIRECTORY'." ;;
+    esac
+    [[ -z "$ACME_CA_SRC" ]] || ACME_CA_SRC=$(absolute "$ACME_CA_SRC")
+}
+
+absolute() {
+    if [[ "$1" == /* ]]; then
+        printf '%s\n' "$1"
+    else
+        printf '%s\n' "$PWD/$1"
+    fi
+}
+
+# env_value FILE KEY: KEY's last value in a .env file, unquoted, if any.
+env_value() {
+    [[ -f "$1" ]] || return 0
+    sed -nE "s/^$2=[\"']?([^\"']*)[\"']?[[:space:]]*\$/\\1/p" -- "$1" | tail -n 1
+}
+
+# env_tls_mode FILE: acme, files, or nothing (plain HTTP), as the proxy will read FILE.
+env_tls_mode() {
+    if [[ -n "$(env_value "$1" TLS_DOMAINS)" ]]; then
+        printf 'acme\n'
+    elif [[ -n "$(env_value "$1" TLS_CERT_FILE)" ]]; then
+        printf 'files\n'
+    fi
+}
+
+# resolve_tls_mode: the options choose the mode; without them a re-run keeps what .env says, so
+# an upgrade never turns HTTPS off (nor moves the published port away from 443).
+resolve_tls_mode() {
+    TLS_DIR="$CONFIG_DIR/tls"
+    if ((DOMAIN_GIVEN)); then
+        TLS_MODE=acme
+    elif [[ -n "$TLS_CERT_SRC" ]]; then
+        TLS_MODE=files
+    else
+        TLS_MODE=$(env_tls_mode "$CONFIG_DIR/.env")
+        if [[ "$TLS_MODE" == acme ]]; then
+            DOMAIN=$(env_value "$CONFIG_DIR/.env" TLS_DOMAINS)
+            DOMAIN=${DOMAIN%%,*}
+            say "  keeping automatic certificates for $DOMAIN (TLS_DOMAINS in $CONFIG_DIR/.env)"
+        elif [[ "$TLS_MODE" == files ]]; then
+            say "  keeping the certificate files that $CONFIG_DIR/.env names"
+        fi
+    fi
+    if [[ "$TLS_MODE" == acme ]] && ((!HEALTH_TIMEOUT_GIVEN)); then
+        HEALTH_TIMEOUT=$ACME_HEALTH_TIMEOUT
+    fi
+    return 0
+}
+
+# check_tls_inputs: what HTTPS needs from this host, checked before anything changes.
+check_tls_inputs() {
+    if ((DOMAIN_GIVEN)); then
+        if ((SKIP_DNS_CHECK)); then
+            say "  not checking that $DOMAIN resolves to this host (--skip-dns-check)"
+        else
+            check_domain_resolves
+        fi
+    fi
+    [[ -z "$TLS_CERT_SRC" ]] || check_pem "$TLS_CERT_SRC" --tls-cert '^-----BEGIN CERTIFICATE-----' 'BEGIN CERTIFICATE'
+    [[ -z "$TLS_KEY_SRC" ]] || check_pem "$TLS_KEY_SRC" --tls-key '^-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' 'BEGIN PRIVATE KEY'
+    [[ -z "$ACME_CA_SRC" ]] || check_pem "$ACME_CA_SRC" --acme-ca-file '^-----BEGIN CERTIFICATE-----' 'BEGIN CERTIFICATE'
+    return 0
+}
+
+# check_domain_resolves: the CA connects to DOMAIN's addresses; one of them must be this host's,
+# else the order fails (and failures count against the CA's limits).
+check_domain_resolves() {
+    need_cmd getent libc-bin
+    need_cmd ip iproute2
+    local resolved mine a
+    resolved=$(getent ahosts "$DOMAIN" 2>/dev/null | awk '{print $1}' | sort -u)
+    [[ -n "$resolved" ]] ||
+        die "$EX_TLS" "$DOMAIN does not resolve ('getent ahosts $DOMAIN' finds no address): create its DNS A/AAAA record for this host's public address, wait until it resolves here, and run again; behind NAT, pass --skip-dns-check. Nothing was changed."
+    mine=$(ip -o addr show 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4}' | sort -u)
+    for a in $resolved; do
+        if grep -qxF -- "$a" <<<"$mine"; then
+            say "  $DOMAIN resolves to $a, an address of this host"
+            return 0
+        fi
+    done
+    die "$EX_TLS" "$DOMAIN resolves to $(paste -sd ' ' <<<"$resolved") but none of these is an address of this host ($(paste -sd ' ' <<<"$mine")): the CA would validate another machine. Point the name's DNS record here; if this host is behind NAT that forwards port $HTTPS_PORT to it, pass --skip-dns-check. Nothing was changed."
+}
+
+# check_pem FILE OPTION PATTERN LINE: FILE exists and holds a PEM block of the expected kind.
+check_pem() {
+    [[ -f "$1" && -r "$1" ]] ||
+        die "$EX_TLS" "$2 $1: not found or not a readable file. Give the path of the PEM file. Nothing was changed."
+    grep -qE -- "$3" "$1" ||
+        die "$EX_TLS" "$2 $1 is not PEM (no '-----$4-----' line): convert it (e.g. 'openssl x509 -outform PEM', 'openssl pkey') and run again. Nothing was changed."
+}
+
+# setup_tls_files: the ACME cache directory and copies of the admin's files, before .env names
+# them.
+setup_tls_files() {
+    [[ "$TLS_MODE" != acme ]] || setup_tls_dir
+    [[ -z "$TLS_CERT_SRC" ]] || install_copy "$TLS_CERT_SRC" "$TLS_CERT_NAME"
+    [[ -z "$TLS_KEY_SRC" ]] || install_copy "$TLS_KEY_SRC" "$TLS_KEY_NAME"
+    [[ -z "$ACME_CA_SRC" ]] || install_copy "$ACME_CA_SRC" "$ACME_CA_NAME"
+    return 0
+}
+
+# setup_tls_dir: written by the container's user, so owned by it and private. check_config_dir
+# refused a link or other non-directory, and only root can write the configuration directory,
+# so nobody can swap it now.
+setup_tls_dir() {
+    if [[ ! -e "$TLS_DIR" ]]; then
+        CREATED_TLS_DIR=1
+        mkdir -m 0700 -- "$TLS_DIR" || die "$EX_CONFIG" "cannot create $TLS_DIR."
+        chown -- "$APP_UID:$APP_GID" "$TLS_DIR" || die "$EX_CONFIG" "cannot chown $TLS_DIR to $APP_UID:$APP_GID."
+        say "  created $TLS_DIR (0700 $APP_UID:$APP_GID) for the ACME account and certificates"
+        return 0
+    fi
+    if ! chown -h -- "$APP_UID:$APP_GID" "$TLS_DIR" || ! chmod 0700 -- "$TLS_DIR"; then
+        die "$EX_CONFIG" "cannot set $TLS_DIR to 0700 $APP_UID:$APP_GID."
+    fi
+    say "  kept $TLS_DIR and the $(find "$TLS_DIR" -mindepth 1 -maxdepth 1 | wc -l) entries in it (account and certificates)"
+}
+
+# install_copy SOURCE NAME: SOURCE copied to CONFIG_DIR/NAME, 0640 root:GID, atomically; a
+# replaced file stays reachable through a hard link for the rollback.
+install_copy() {
+    local src=$1 target="$CONFIG_DIR/$2" tmp backup=""
+    if [[ -f "$target" ]] && cmp -s -- "$src" "$target"; then
+        say "  kept $target (same content as $src)"
+        return 0
+    fi
+    config_temp "$target"
+    tmp=$TMP
+    cat -- "$src" >"$tmp" || die "$EX_CONFIG" "cannot copy $src to $tmp."
+    if [[ -e "$target" ]]; then
+        backup="$target.rollback.$$"
+        ln -- "$target" "$backup" || die "$EX_CONFIG" "cannot keep a rollback copy of $target."
+    fi
+    REPLACED_FILES+=("$target $backup")
+    commit_file "$tmp" "$target" new
+    say "  copied $src to $target (0640 root:$APP_GID)"
+}
+
+# restore_copies: the rollback of install_copy.
+restore_copies() {
+    local entry target backup
+    for entry in ${REPLACED_FILES[@]+"${REPLACED_FILES[@]}"}; do
+        read -r target backup <<<"$entry"
+        if [[ -n "$backup" ]]; then
+            [[ ! -f "$backup" ]] || mv -f -- "$backup" "$target"
+        else
+            rm -f -- "$target"
+        fi && say "  restored $target"
+    done
+    REPLACED_FILES=()
+}
+
+# env_settings: fills ENV_SET (key -> value, written in ENV_ORDER) and ENV_DROP, what .env
+# must say for this run's options; keys the options do not name keep their lines.
+declare -A ENV_SET=()
+ENV_ORDER=()
+ENV_DROP=()
+env_settings() {
+    ENV_SET=([PORT]=$PORT)
+    ENV_ORDER=(PORT)
+    ENV_DROP=()
+    if [[ "$TLS_MODE" == acme ]]; then
+        env_set TLS_CACHE_DIR "$TLS_MOUNT"
+        ((!DOMAIN_GIVEN)) || env_set TLS_DOMAINS "$DOMAIN"
+        [[ -z "$EMAIL" ]] || env_set ACME_EMAIL "$EMAIL"
+        [[ -z "$ACME_DIRECTORY" ]] || env_set ACME_DIRECTORY "$ACME_DIRECTORY"
+        [[ -z "$ACME_CA_SRC" ]] || env_set ACME_CA_FILE "/app/config/$ACME_CA_NAME"
+        ((!DOMAIN_GIVEN)) || ENV_DROP=(TLS_CERT_FILE TLS_KEY_FILE)
+    elif [[ -n "$TLS_CERT_SRC" ]]; then
+        env_set TLS_CERT_FILE "/app/config/$TLS_CERT_NAME"
+        env_set TLS_KEY_FILE "/app/config/$TLS_KEY_NAME"
+        ENV_DROP=(TLS_DOMAINS)
+    fi
+}
+
+env_set() {
+    ENV_SET[$1]=$2
+    ENV_ORDER+=("$1")
 }
 
 # ---------------------------------------------------------------------------- step 3: integrity
@@ -833,6 +1171,7 @@ setup_config() {
         chown "0:$APP_GID" -- "$CONFIG_DIR" || die "$EX_CONFIG" "cannot chown $CONFIG_DIR to root:$APP_GID."
         say "  created $CONFIG_DIR (0750 root:$APP_GID)"
     fi
+    setup_tls_files
     setup_env_file
     setup_providers_file
     check_readable "$CONFIG_DIR/.env"
@@ -860,8 +1199,12 @@ check_config_dir() {
     if unsafe_path "$CONFIG_DIR" dir; then
         die "$EX_CONFIG" "$CONFIG_DIR is a $(describe_path "$CONFIG_DIR"): it holds the token and provider keys, so it must be a real directory of root's that no one else can write. Fix: chown root:$APP_GID $CONFIG_DIR && chmod 0750 $CONFIG_DIR (if it is a link, set AI_PROXY_CONFIG_DIR to the real directory), then run again. Nothing was changed."
     fi
-    local f
-    for f in "$CONFIG_DIR/.env" "$CONFIG_DIR/provider-config.yaml"; do
+    local f tls="$CONFIG_DIR/tls"
+    if [[ -L "$tls" || (-e "$tls" && ! -d "$tls") ]]; then
+        die "$EX_CONFIG" "$tls is a $(describe_path "$tls"), not the directory of certificates this installer makes: remove it (or move it away) and run again. Nothing was changed."
+    fi
+    for f in "$CONFIG_DIR/.env" "$CONFIG_DIR/provider-config.yaml" "$CONFIG_DIR/$TLS_CERT_NAME" \
+        "$CONFIG_DIR/$TLS_KEY_NAME" "$CONFIG_DIR/$ACME_CA_NAME"; do
         [[ -e "$f" || -L "$f" ]] || continue
         if unsafe_path "$f" file; then
             die "$EX_CONFIG" "$f is a $(describe_path "$f"): it must be a regular file of root's that no one else can write. Fix: chown root:$APP_GID $f && chmod 0640 $f (replace a link with the file itself), then run again. Nothing was changed."
@@ -870,6 +1213,7 @@ check_config_dir() {
 }
 setup_env_file() {
     local env="$CONFIG_DIR/.env" tmp token current
+    env_settings
     if [[ ! -e "$env" ]]; then
         # The token travels only through a pipe and builtins: never in an argv or environment
         # that /proc shows to every local user.
@@ -880,42 +1224,64 @@ setup_env_file() {
         token=""
         CREATED_ENV=1
         commit_file "$tmp" "$env" new
-        say "  wrote $env with a new random AUTH_TOKEN (32 bytes) and PORT=$PORT"
+        say "  wrote $env with a new random AUTH_TOKEN (32 bytes) and $(env_summary)"
         return 0
     fi
     current=$(env_port "$env")
-    if [[ "$current" == "$PORT" ]]; then
-        say "  kept $env (PORT=$PORT already)"
-        return 0
-    fi
     config_temp "$env"
     tmp=$TMP
     env_lines "" <"$env" >"$tmp" || die "$EX_CONFIG" "cannot write $tmp."
+    if cmp -s -- "$tmp" "$env"; then
+        rm -f -- "$tmp"
+        say "  kept $env ($(env_summary) already)"
+        return 0
+    fi
     # The old file stays reachable through a hard link, so a rollback restores it exactly.
     ENV_BACKUP="$CONFIG_DIR/.env.rollback.$$"
     ln -- "$env" "$ENV_BACKUP" || die "$EX_CONFIG" "cannot keep a rollback copy of $env in $CONFIG_DIR."
     commit_file "$tmp" "$env" keep
-    say "  changed PORT in $env from ${current:-unset} to $PORT; everything else kept"
+    if [[ "$current" != "$PORT" ]]; then
+        say "  changed PORT in $env from ${current:-unset} to $PORT; everything else kept"
+    fi
+    ((${#ENV_ORDER[@]} == 1 && ${#ENV_DROP[@]} == 0)) || say "  set $(env_summary) in $env${ENV_DROP[0]:+, removed ${ENV_DROP[*]}}; everything else kept"
 }
 
-# env_lines TOKEN < FILE: FILE with PORT set (appended if missing) and, when TOKEN is not empty,
-# AUTH_TOKEN set to it; shell builtins only, so neither value is ever a process argument.
+# env_summary: "PORT=8080, TLS_DOMAINS=…" for this run's settings.
+env_summary() {
+    local key out=""
+    for key in ${ENV_ORDER[@]+"${ENV_ORDER[@]}"}; do
+        out+="${out:+, }$key=${ENV_SET[$key]}"
+    done
+    printf '%s\n' "$out"
+}
+
+# env_lines TOKEN < FILE: FILE with each ENV_SET key set (appended if missing), each ENV_DROP
+# key's lines removed and, when TOKEN is not empty, AUTH_TOKEN set to it; shell builtins only,
+# so no value is ever a process argument.
 env_lines() {
-    local line have_token=0 have_port=0
+    local line key have_token=0
+    local -A seen=()
     while IFS= read -r line || [[ -n "$line" ]]; do
         if [[ -n "$1" && "$line" == AUTH_TOKEN=* ]]; then
             line="AUTH_TOKEN=$1"
             have_token=1
-        elif [[ "$line" == PORT=* ]]; then
-            line="PORT=$PORT"
-            have_port=1
+        elif [[ "$line" =~ ^([A-Z_][A-Z0-9_]*)= ]]; then
+            key=${BASH_REMATCH[1]}
+            if [[ -n "${ENV_SET[$key]+set}" ]]; then
+                line="$key=${ENV_SET[$key]}"
+                seen[$key]=1
+            elif [[ " ${ENV_DROP[*]-} " == *" $key "* ]]; then
+                continue
+            fi
         fi
         printf '%s\n' "$line"
     done
     if [[ -n "$1" ]] && ((!have_token)); then
         printf 'AUTH_TOKEN=%s\n' "$1"
     fi
-    ((have_port)) || printf 'PORT=%s\n' "$PORT"
+    for key in ${ENV_ORDER[@]+"${ENV_ORDER[@]}"}; do
+        [[ -n "${seen[$key]-}" ]] || printf '%s=%s\n' "$key" "${ENV_SET[$key]}"
+    done
 }
 setup_providers_file() {
     local file="$CONFIG_DIR/provider-config.yaml" tmp
@@ -1065,6 +1431,8 @@ hardening_options() {
         --ulimit "nproc=$nproc:$nproc"
         -v "$CONFIG_DIR:/app/config:ro"
     )
+    # The only writable mount: the ACME account and certificates, kept across upgrades.
+    [[ "$TLS_MODE" != acme ]] || RUN_OPTS+=(-v "$TLS_DIR:$TLS_MOUNT:rw")
     ((SWAP_LIMIT)) && RUN_OPTS+=(--memory-swap 512m)
     # With --read-only, podman also mounts writable, executable tmpfs on /run and /var/tmp;
     # the one small noexec /tmp above is all the proxy needs.
@@ -1087,11 +1455,11 @@ limit_within() {
 
 publish_spec() {
     if [[ -z "$BIND" ]]; then
-        printf '%s:%s\n' "$PORT" "$PORT"
+        printf '%s:%s\n' "$HOST_PORT" "$PORT"
     elif [[ "$BIND" == *:* ]]; then
-        printf '[%s]:%s:%s\n' "$BIND" "$PORT" "$PORT"
+        printf '[%s]:%s:%s\n' "$BIND" "$HOST_PORT" "$PORT"
     else
-        printf '%s:%s:%s\n' "$BIND" "$PORT" "$PORT"
+        printf '%s:%s:%s\n' "$BIND" "$HOST_PORT" "$PORT"
     fi
 }
 
@@ -1147,13 +1515,23 @@ ping_host() {
     esac
 }
 
+# ping_url PORT: /ping on the host side, https when the .env in place turns TLS on (the rollback
+# restores the old .env before it pings the old container, so this is right for both).
+ping_url() {
+    local scheme=http
+    [[ -z "$(env_tls_mode "$CONFIG_DIR/.env")" ]] || scheme=https
+    printf '%s://%s:%s/ping\n' "$scheme" "$(ping_host)" "$1"
+}
+
+# ping_ok PORT: the certificate is not verified: this checks that the published port answers;
+# the name and the CA are the client's concern (the summary says how to check them).
 ping_ok() {
     local url
-    url="http://$(ping_host):$1/ping"
+    url=$(ping_url "$1")
     if command -v curl >/dev/null 2>&1; then
-        curl -fsS -m 2 -o /dev/null -- "$url" 2>/dev/null
+        curl -fsS -k -m 2 -o /dev/null -- "$url" 2>/dev/null
     else
-        wget -q -T 2 -O /dev/null -- "$url" 2>/dev/null
+        wget -q --no-check-certificate -T 2 -O /dev/null -- "$url" 2>/dev/null
     fi
 }
 
@@ -1203,11 +1581,13 @@ format_delay() {
 
 wait_for_health() {
     step "$EX_HEALTH" "Wait for the container to become healthy and answer /ping"
-    if ! wait_healthy "$NEW_CONTAINER_ID" "$PORT" 0; then
+    if ! wait_healthy "$NEW_CONTAINER_ID" "$HOST_PORT" 0; then
         diagnostics "$NEW_CONTAINER_ID"
-        die "$EX_HEALTH" "the new container failed its health check: $HEALTH_PROBLEM. Its last log lines above usually name the problem (e.g. a configuration error): fix it and run again."
+        local hint=""
+        [[ "$TLS_MODE" != acme ]] || hint=" With automatic certificates the health check fails until the first certificate is issued: the log says why the order failed (e.g. the CA cannot reach $DOMAIN on port $HTTPS_PORT)."
+        die "$EX_HEALTH" "the new container failed its health check: $HEALTH_PROBLEM. Its last log lines above usually name the problem (e.g. a configuration error): fix it and run again.$hint"
     fi
-    say "  healthy; http://$(ping_host):$PORT/ping answers"
+    say "  healthy; $(ping_url "$HOST_PORT") answers"
     # From here a killed run is completed by the next one, not undone.
     journal committed
     if [[ -n "$OLD_CONTAINER_ID" ]]; then
@@ -1242,6 +1622,11 @@ finish() {
     remove_our_image "$OLD_IMAGE_ID" "$NEW_IMAGE_ID"
     [[ -z "$ENV_BACKUP" ]] || rm -f -- "$ENV_BACKUP"
     ENV_BACKUP=""
+    local entry
+    for entry in ${REPLACED_FILES[@]+"${REPLACED_FILES[@]}"}; do
+        [[ "$entry" != *" "?* ]] || rm -f -- "${entry#* }"
+    done
+    REPLACED_FILES=()
     rm -f -- "$JOURNAL"
     remove_build_dir
     SUCCEEDED=1
@@ -1256,14 +1641,29 @@ remove_our_image() {
     engine rmi "$1" >/dev/null 2>&1 || warn "kept the previous image ${1:0:19}: it is still in use or tagged elsewhere."
 }
 print_summary() {
-    local e=$ENGINE host
+    local e=$ENGINE host url test
     host=$(ping_host)
     [[ -n "$BIND" ]] || host="<this-host>"
+    case "$TLS_MODE" in
+    acme)
+        url="https://$DOMAIN"
+        ((HOST_PORT == 443)) || url="$url:$HOST_PORT"
+        test="curl $url/ping"
+        ;;
+    files)
+        url="https://$host:$HOST_PORT"
+        test="curl --cacert <your CA> https://<name in the certificate>:$HOST_PORT/ping"
+        ;;
+    *)
+        url="http://$host:$HOST_PORT"
+        test="curl http://$(ping_host):$HOST_PORT/ping"
+        ;;
+    esac
     say ""
     ok "ai-proxy $VERSION is running as container '$NAME' (installed in $(format_ms $(($(now_ms) - STARTED_MS))))."
     cat <<EOF
 
-  URL:        http://$host:$PORT   (test: curl http://$(ping_host):$PORT/ping)
+  URL:        $url   (test: $test)
   Token:      AUTH_TOKEN in $CONFIG_DIR/.env   (show it: sudo grep '^AUTH_TOKEN=' $CONFIG_DIR/.env)
               clients send 'Authorization: Bearer <token>' or 'x-api-key: <token>'
   Providers:  add keys to $CONFIG_DIR/.env and edit $CONFIG_DIR/provider-config.yaml, then:
@@ -1284,6 +1684,28 @@ EOF
     if [[ "$e" == podman ]]; then
         say "  Podman without systemd runs no periodic health checks; run one with: sudo podman healthcheck run $NAME"
     fi
+    summary_tls
+}
+
+# summary_tls: where the certificates are and who renews them; in plain HTTP, the warning.
+summary_tls() {
+    case "$TLS_MODE" in
+    acme)
+        say "  HTTPS:      certificates for $DOMAIN in $TLS_DIR ($TLS_MOUNT in the container), renewed by"
+        say "              the proxy; kept by re-runs and --uninstall, deleted by --uninstall --purge"
+        ;;
+    files)
+        say "  HTTPS:      your certificate $CONFIG_DIR/$TLS_CERT_NAME and key $CONFIG_DIR/$TLS_KEY_NAME; to renew,"
+        say "              run the installer again with the new --tls-cert/--tls-key (or replace the"
+        say "              files and 'sudo $ENGINE kill --signal HUP $NAME')"
+        ;;
+    *)
+        case "$BIND" in
+        127.* | ::1) ;;
+        *) warn "plain HTTP${BIND:+ on $BIND}: the token, prompts and answers travel in clear. Use --domain NAME for HTTPS (or --tls-cert/--tls-key), or --bind 127.0.0.1 behind a TLS terminator." ;;
+        esac
+        ;;
+    esac
 }
 
 # remove_build_dir: our files by name from the directory we stand in, then the directory itself
@@ -1335,6 +1757,15 @@ restore_config() {
         rm -f -- "$f"
     done
     [[ -z "$ENV_BACKUP" ]] || restore_env_backup "$ENV_BACKUP"
+    restore_copies
+    # An issued certificate is kept: ordering it again would spend the CA's limits.
+    if ((CREATED_TLS_DIR)) && [[ -d "$TLS_DIR" && ! -L "$TLS_DIR" ]]; then
+        if rmdir -- "$TLS_DIR" 2>/dev/null; then
+            say "  removed $TLS_DIR"
+        else
+            warn "kept $TLS_DIR: the new container stored an ACME account or certificate there, which the next run reuses."
+        fi
+    fi
     ((CREATED_ENV)) && rm -f -- "$CONFIG_DIR/.env" && say "  removed the new $CONFIG_DIR/.env"
     ((CREATED_PROVIDERS)) && rm -f -- "$CONFIG_DIR/provider-config.yaml" && say "  removed the new $CONFIG_DIR/provider-config.yaml"
     if ((CREATED_CONFIG_DIR)) && [[ -d "$CONFIG_DIR" ]]; then
@@ -1496,7 +1927,7 @@ recover_interrupted() {
     new=$(container_id "$NAME-new")
     cur=$(container_id "$NAME")
     backup=$(env_backup_leftover)
-    if [[ -z "$phase$prev$new$backup" ]]; then
+    if [[ -z "$phase$prev$new$backup$(copy_backup_leftovers)" ]]; then
         remove_dangling_images
         return 0
     fi
@@ -1516,6 +1947,7 @@ complete_interrupted() {
         engine rm -f "$1" >/dev/null 2>&1 || die "$EX_DEPLOY" "cannot remove $NAME-previous: '$ENGINE rm -f $NAME-previous'."
     fi
     [[ -z "$4" ]] || rm -f -- "$4"
+    settle_copy_backups complete
     local image=""
     [[ -z "$2" ]] || image=$(engine container inspect --format '{{.Image}}' "$2" 2>/dev/null)
     remove_our_image "$3" "$image"
@@ -1546,6 +1978,7 @@ undo_interrupted() {
         cur=$prev
     fi
     [[ -z "$backup" ]] || restore_env_backup "$backup"
+    settle_copy_backups undo
     # Killed during the build, the journal cannot name the new image: the tag does.
     if [[ -z "$new_image" && -n "$phase" ]]; then
         new_image=$(engine image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null)
@@ -1577,7 +2010,8 @@ remove_stale_temporaries() {
         fi
     done
     if [[ -d "$CONFIG_DIR" ]]; then
-        for d in "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
+        for d in "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.?????? \
+            "$CONFIG_DIR/.$TLS_CERT_NAME".?????? "$CONFIG_DIR/.$TLS_KEY_NAME".?????? "$CONFIG_DIR/.$ACME_CA_NAME".??????; do
             [[ -f "$d" && ! -L "$d" ]] || continue
             rm -f -- "$d" && say "  removed $d, left by an interrupted run"
         done
@@ -1594,6 +2028,31 @@ restore_env_backup() {
     else
         mv -f -- "$1" "$env" && sync -- "$CONFIG_DIR"
     fi && say "  restored $env (PORT=$(env_port "$env"))"
+}
+
+# copy_backup_leftovers: the rollback copies of certificate files a killed run left.
+copy_backup_leftovers() {
+    local f
+    [[ -d "$CONFIG_DIR" ]] || return 0
+    for f in "$CONFIG_DIR/$TLS_CERT_NAME".rollback.* "$CONFIG_DIR/$TLS_KEY_NAME".rollback.* \
+        "$CONFIG_DIR/$ACME_CA_NAME".rollback.*; do
+        [[ -f "$f" && ! -L "$f" ]] && printf '%s\n' "$f"
+    done
+    return 0
+}
+
+# settle_copy_backups undo|complete: a killed run's replaced certificate files put back, or
+# their rollback copies dropped when that run had succeeded.
+settle_copy_backups() {
+    local f
+    while IFS= read -r f; do
+        [[ -n "$f" ]] || continue
+        if [[ "$1" == undo ]]; then
+            mv -f -- "$f" "${f%.rollback.*}" && say "  restored ${f%.rollback.*}"
+        else
+            rm -f -- "$f"
+        fi
+    done < <(copy_backup_leftovers)
 }
 
 # env_backup_leftover: the .env rollback copy a killed run left, if any.
@@ -1640,7 +2099,7 @@ uninstall() {
         return 0
     fi
     local what="the container and images of ai-proxy ('$NAME')"
-    ((PURGE)) && what="$what and $CONFIG_DIR with its AUTH_TOKEN and provider keys"
+    ((PURGE)) && what="$what and $CONFIG_DIR with its AUTH_TOKEN, provider keys and certificates"
     ((PURGE)) || what="$what (keeping $CONFIG_DIR)"
     confirm "Remove $what?" || die "$EX_INPUT" "not confirmed: nothing was removed."
     step "$EX_DEPLOY" "Remove"
@@ -1657,7 +2116,7 @@ uninstall() {
         purge_config
         say "  removed $CONFIG_DIR"
     elif [[ -d "$CONFIG_DIR" ]]; then
-        say "  kept $CONFIG_DIR (--purge removes it)"
+        say "  kept $CONFIG_DIR$([[ -d "$CONFIG_DIR/tls" ]] && echo ", certificates in $CONFIG_DIR/tls included") (--purge removes it)"
     fi
     ok "ai-proxy is uninstalled."
 }
@@ -1671,8 +2130,13 @@ check_purge() {
     for f in "$CONFIG_DIR"/* "$CONFIG_DIR"/.[!.]* "$CONFIG_DIR"/..?*; do
         [[ -e "$f" || -L "$f" ]] || continue
         case "${f##*/}" in
-        .env | provider-config.yaml | .env.rollback.* | ..env.?????? | .provider-config.yaml.??????)
+        .env | provider-config.yaml | .env.rollback.* | ..env.?????? | .provider-config.yaml.?????? | \
+            "$TLS_CERT_NAME"* | "$TLS_KEY_NAME"* | "$ACME_CA_NAME"* | ".$TLS_CERT_NAME".?????? | \
+            ".$TLS_KEY_NAME".?????? | ".$ACME_CA_NAME".??????)
             [[ -f "$f" && ! -L "$f" ]] || extra+=("${f##*/}")
+            ;;
+        tls)
+            [[ -d "$f" && ! -L "$f" ]] || extra+=("${f##*/}")
             ;;
         *) extra+=("${f##*/}") ;;
         esac
@@ -1687,9 +2151,16 @@ check_purge() {
 purge_config() {
     local f
     for f in "$CONFIG_DIR"/.env "$CONFIG_DIR"/provider-config.yaml "$CONFIG_DIR"/.env.rollback.* \
-        "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.??????; do
+        "$CONFIG_DIR"/..env.?????? "$CONFIG_DIR"/.provider-config.yaml.?????? \
+        "$CONFIG_DIR/$TLS_CERT_NAME"* "$CONFIG_DIR/$TLS_KEY_NAME"* "$CONFIG_DIR/$ACME_CA_NAME"* \
+        "$CONFIG_DIR/.$TLS_CERT_NAME".?????? "$CONFIG_DIR/.$TLS_KEY_NAME".?????? "$CONFIG_DIR/.$ACME_CA_NAME".??????; do
         [[ -f "$f" && ! -L "$f" ]] && rm -f -- "$f"
     done
+    # The certificates and the ACME account: rm does not follow the links the container's user
+    # may have put in there.
+    if [[ -d "$CONFIG_DIR/tls" && ! -L "$CONFIG_DIR/tls" ]]; then
+        rm -rf -- "$CONFIG_DIR/tls" && say "  removed $CONFIG_DIR/tls (certificates and the ACME account)"
+    fi
     rmdir -- "$CONFIG_DIR" || die "$EX_DEPLOY" "cannot remove $CONFIG_DIR: something was added to it meanwhile."
 }
 # ---------------------------------------------------------------------------- main

@@ -34,6 +34,8 @@ setup() {
     [[ "$output" == *"'08080' is not usable: leading zeros"* ]]
     [[ "$output" == *"'$BUSY' is not usable: port $BUSY is in use"* ]]
     [[ "$output" == *"[11/11]"* ]]
+    # Plain HTTP published on all addresses: the summary says the token travels in clear.
+    [[ "$output" == *"the token, prompts and answers travel in clear"* ]]
     [[ "$output" =~ installed\ in\ [0-9]+\.[0-9]{3}\ s ]]
     echo "# fresh install (${ENGINE}): ${BASH_REMATCH[0]}" >&3
     container_running "$AI_PROXY_NAME"
