@@ -21,7 +21,7 @@ use crate::request_body::UpstreamBody;
 use crate::request_log::RequestLog;
 use crate::routes::Api;
 use crate::transform::Transform;
-use crate::upstream::Upstreams;
+use crate::upstream::{HttpClient, Upstreams};
 
 /// A response that came back from a target, ready to relay.
 pub struct Forwarded {
@@ -112,13 +112,12 @@ pub async fn forward(
         };
         tried.next_attempt(log);
         log.trying(&model.name, target, provider);
-        let request =
-            build_request(provider, client, transform, body, &log.request_id).map_err(|e| {
-                ProxyError::AllTargetsFailed {
-                    model: model.name.to_string(),
-                    attempts: log.attempts,
-                    last: e,
-                }
+        let http = &upstreams.clients[target.provider];
+        let request = build_request(provider, http, client, transform, body, &log.request_id)
+            .map_err(|e| ProxyError::AllTargetsFailed {
+                model: model.name.to_string(),
+                attempts: log.attempts,
+                last: e,
             })?;
         let result = attempt(upstreams, target.provider, request, log).await;
         let answer = |response| Answer {
@@ -380,24 +379,33 @@ async fn attempt(
 
 fn build_request(
     provider: &Provider,
+    http: &HttpClient,
     client: &ClientRequest<'_>,
     transform: Transform,
     body: UpstreamBody,
     request_id: &HeaderValue,
 ) -> Result<Request<UpstreamBody>, String> {
-    let mut uri = String::with_capacity(provider.base_url.len() + 40);
-    uri.push_str(&provider.base_url);
-    uri.push_str(transform.upstream_path(client.api));
+    let path = transform.upstream_path(client.api);
     // A query (Anthropic's `?beta=true`) belongs to the client's API, not a translated one.
-    if let (Some(q), Transform::Identity) = (client.query, transform) {
-        uri.push('?');
-        uri.push_str(q);
-    }
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .body(body)
-        .map_err(|e| format!("cannot build the upstream URL: {e}"))?;
+    let query = client.query.filter(|_| transform == Transform::Identity);
+    let uri = match http.uri(path, query) {
+        Some(uri) => uri,
+        // The whole URL parsed, for its error message (or a base URL with a query).
+        None => {
+            let mut uri = String::with_capacity(provider.base_url.len() + 40);
+            uri.push_str(&provider.base_url);
+            uri.push_str(path);
+            if let Some(q) = query {
+                uri.push('?');
+                uri.push_str(q);
+            }
+            uri.parse::<http::Uri>()
+                .map_err(|e| format!("cannot build the upstream URL: {e}"))?
+        }
+    };
+    let mut request = Request::new(body);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
     let h = request.headers_mut();
     // A fresh header map: nothing of the client's goes upstream unless listed here, so the
     // client's token (Authorization / x-api-key) never leaves the proxy.
