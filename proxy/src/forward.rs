@@ -388,21 +388,11 @@ fn build_request(
     let path = transform.upstream_path(client.api);
     // A query (Anthropic's `?beta=true`) belongs to the client's API, not a translated one.
     let query = client.query.filter(|_| transform == Transform::Identity);
-    let uri = match http.uri(path, query) {
-        Some(uri) => uri,
-        // The whole URL parsed, for its error message (or a base URL with a query).
-        None => {
-            let mut uri = String::with_capacity(provider.base_url.len() + 40);
-            uri.push_str(&provider.base_url);
-            uri.push_str(path);
-            if let Some(q) = query {
-                uri.push('?');
-                uri.push_str(q);
-            }
-            uri.parse::<http::Uri>()
-                .map_err(|e| format!("cannot build the upstream URL: {e}"))?
-        }
-    };
+    // The whole URL parsed when the pre-parsed base cannot serve: for its error message, or
+    // a base URL with a query.
+    let uri = http
+        .uri(path, query)
+        .map_or_else(|| whole_uri(&provider.base_url, path, query), Ok)?;
     let mut request = Request::new(body);
     *request.method_mut() = Method::POST;
     *request.uri_mut() = uri;
@@ -442,6 +432,19 @@ fn build_request(
         h.insert(name.clone(), value.clone());
     }
     Ok(request)
+}
+
+/// `base_url + path + "?" + query`, parsed as a whole.
+fn whole_uri(base_url: &str, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
+    let mut uri = String::with_capacity(base_url.len() + path.len() + 40);
+    uri.push_str(base_url);
+    uri.push_str(path);
+    if let Some(q) = query {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    uri.parse()
+        .map_err(|e| format!("cannot build the upstream URL: {e}"))
 }
 
 fn fallback_log(log: &RequestLog, provider: &Provider, why: &str) {

@@ -368,9 +368,9 @@ fn push_json_string(buf: &mut String, value: &str) {
     buf.push('"');
     // Whether anything needs escaping, checked without stopping early so that it compiles to
     // a vector loop: a request's line has some 100 bytes of values, none needing it.
-    let plain = !value.bytes().fold(false, |any, b| {
-        any | (b < b' ') | (b == b'"') | (b == b'\\')
-    });
+    let plain = value.bytes().fold(0u8, |any, b| {
+        any | u8::from(b < b' ') | u8::from(b == b'"') | u8::from(b == b'\\')
+    }) == 0;
     if plain {
         buf.push_str(value);
         buf.push('"');
