@@ -21,7 +21,7 @@ use crate::request_body::UpstreamBody;
 use crate::request_log::RequestLog;
 use crate::routes::Api;
 use crate::transform::Transform;
-use crate::upstream::Upstreams;
+use crate::upstream::{HttpClient, Upstreams};
 
 /// A response that came back from a target, ready to relay.
 pub struct Forwarded {
@@ -112,13 +112,12 @@ pub async fn forward(
         };
         tried.next_attempt(log);
         log.trying(&model.name, target, provider);
-        let request =
-            build_request(provider, client, transform, body, &log.request_id).map_err(|e| {
-                ProxyError::AllTargetsFailed {
-                    model: model.name.to_string(),
-                    attempts: log.attempts,
-                    last: e,
-                }
+        let http = &upstreams.clients[target.provider];
+        let request = build_request(provider, http, client, transform, body, &log.request_id)
+            .map_err(|e| ProxyError::AllTargetsFailed {
+                model: model.name.to_string(),
+                attempts: log.attempts,
+                last: e,
             })?;
         let result = attempt(upstreams, target.provider, request, log).await;
         let answer = |response| Answer {
@@ -380,24 +379,23 @@ async fn attempt(
 
 fn build_request(
     provider: &Provider,
+    http: &HttpClient,
     client: &ClientRequest<'_>,
     transform: Transform,
     body: UpstreamBody,
     request_id: &HeaderValue,
 ) -> Result<Request<UpstreamBody>, String> {
-    let mut uri = String::with_capacity(provider.base_url.len() + 40);
-    uri.push_str(&provider.base_url);
-    uri.push_str(transform.upstream_path(client.api));
+    let path = transform.upstream_path(client.api);
     // A query (Anthropic's `?beta=true`) belongs to the client's API, not a translated one.
-    if let (Some(q), Transform::Identity) = (client.query, transform) {
-        uri.push('?');
-        uri.push_str(q);
-    }
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .body(body)
-        .map_err(|e| format!("cannot build the upstream URL: {e}"))?;
+    let query = client.query.filter(|_| transform == Transform::Identity);
+    // The whole URL parsed when the pre-parsed base cannot serve: for its error message, or
+    // a base URL with a query.
+    let uri = http
+        .uri(path, query)
+        .map_or_else(|| whole_uri(&provider.base_url, path, query), Ok)?;
+    let mut request = Request::new(body);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
     let h = request.headers_mut();
     // A fresh header map: nothing of the client's goes upstream unless listed here, so the
     // client's token (Authorization / x-api-key) never leaves the proxy.
@@ -434,6 +432,19 @@ fn build_request(
         h.insert(name.clone(), value.clone());
     }
     Ok(request)
+}
+
+/// `base_url + path + "?" + query`, parsed as a whole.
+fn whole_uri(base_url: &str, path: &str, query: Option<&str>) -> Result<http::Uri, String> {
+    let mut uri = String::with_capacity(base_url.len() + path.len() + 40);
+    uri.push_str(base_url);
+    uri.push_str(path);
+    if let Some(q) = query {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    uri.parse()
+        .map_err(|e| format!("cannot build the upstream URL: {e}"))
 }
 
 fn fallback_log(log: &RequestLog, provider: &Provider, why: &str) {

@@ -123,18 +123,37 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
 /// Removes hop-by-hop headers — the fixed list and any the upstream names in `Connection` or
 /// `Proxy-Connection` — and the upstream account's private headers.
 pub fn strip_response_headers(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = [CONNECTION, PROXY_CONNECTION]
-        .iter()
-        .flat_map(|h| headers.get_all(h))
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+    // One pass over the few names present instead of a lookup (name parse and hash) for each
+    // of the 15 listed: ~2k fewer instructions per response, and nothing is allocated when
+    // no such header is there.
+    let fixed = |name: &str| {
+        HOP_BY_HOP
+            .iter()
+            .chain(&UPSTREAM_PRIVATE)
+            .any(|f| f.eq_ignore_ascii_case(name))
+    };
+    let tokens = || {
+        headers
+            .get_all(CONNECTION)
+            .into_iter()
+            .chain(headers.get_all(PROXY_CONNECTION))
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    };
+    // `Connection: keep-alive` names nothing beyond the fixed list: each header is compared
+    // with the listed names only when one is.
+    let extra = tokens().any(|t| !fixed(t));
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            fixed(name) || (extra && tokens().any(|t| t.eq_ignore_ascii_case(name)))
+        })
+        .cloned()
         .collect();
-    for name in named {
+    for name in doomed {
         headers.remove(name);
-    }
-    for name in HOP_BY_HOP.iter().chain(&UPSTREAM_PRIVATE) {
-        headers.remove(*name);
     }
 }
 
@@ -225,8 +244,13 @@ impl RelayBody {
             keepalive_bytes: Bytes::from_static(KEEPALIVE),
             completes_as: Outcome::Complete,
         };
+        // A reset registers the timer with the driver at once (and the drop deregisters it):
+        // only when the first deadline is the keepalive's, not the idle one set above. A JSON
+        // body that is already in hand then never touches the timer wheel.
         let next = body.next_deadline();
-        body.timer.as_mut().reset(next);
+        if next != now + idle {
+            body.timer.as_mut().reset(next);
+        }
         body
     }
 

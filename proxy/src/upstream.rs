@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::HOST;
-use http::uri::Authority;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -45,11 +45,43 @@ struct Pool {
     connector: Connector,
     /// `Host` for the provider's authority, built once.
     host: Option<(Authority, HeaderValue)>,
+    /// The base URL's scheme, authority and path, parsed once: a request's URI is then
+    /// assembled from them and only its path is parsed.
+    base: Option<Base>,
     /// HTTP/1.1 connections, most recently used last; a busy one stays listed and is
     /// skipped until hyper says it is ready for the next request.
     http1: Mutex<Vec<Pooled>>,
     /// The HTTP/2 connection, shared by every request while it is open.
     http2: Mutex<Option<http2::SendRequest<UpstreamBody>>>,
+}
+
+struct Base {
+    scheme: Scheme,
+    authority: Authority,
+    /// The base URL after its authority, as written (`/v1`, or empty).
+    path: String,
+}
+
+impl Base {
+    /// `None` for a URL the plain concatenation of [`HttpClient::uri`] cannot take apart
+    /// (a query or fragment in it): such a URL is parsed whole per request, as before.
+    fn parse(base_url: &str) -> Option<Self> {
+        let uri = base_url.parse::<Uri>().ok()?;
+        let scheme = uri.scheme()?.clone();
+        let authority = uri.authority()?.clone();
+        let path = base_url
+            .strip_prefix(scheme.as_str())?
+            .strip_prefix("://")?
+            .strip_prefix(authority.as_str())?;
+        if path.contains(['?', '#']) {
+            return None;
+        }
+        Some(Self {
+            scheme,
+            authority,
+            path: path.to_owned(),
+        })
+    }
 }
 
 struct Pooled {
@@ -118,6 +150,26 @@ enum Reused {
 }
 
 impl HttpClient {
+    /// The URI of `path` (and `query`) under the provider's base URL, the same as parsing
+    /// `base_url + path + "?" + query` but without parsing the scheme and authority again;
+    /// `None` when the result is not a valid URI or the base URL needs the whole parse.
+    #[must_use]
+    pub fn uri(&self, path: &str, query: Option<&str>) -> Option<Uri> {
+        let base = self.pool.base.as_ref()?;
+        let mut full = String::with_capacity(base.path.len() + path.len() + 64);
+        full.push_str(&base.path);
+        full.push_str(path);
+        if let Some(q) = query {
+            full.push('?');
+            full.push_str(q);
+        }
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(base.scheme.clone());
+        parts.authority = Some(base.authority.clone());
+        parts.path_and_query = Some(PathAndQuery::try_from(full).ok()?);
+        Uri::from_parts(parts).ok()
+    }
+
     /// Sends `req` (an absolute URI on the provider) and waits for the response headers.
     ///
     /// # Errors
@@ -164,6 +216,7 @@ impl Pool {
         Self {
             connector,
             host,
+            base: Base::parse(base_url),
             http1: Mutex::new(Vec::new()),
             http2: Mutex::new(None),
         }
@@ -234,7 +287,7 @@ impl Pool {
             .uri()
             .path_and_query()
             .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(path);
     }
 }
