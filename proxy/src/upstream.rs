@@ -186,6 +186,8 @@ impl HttpClient {
                     return h2.send_request(req).await.map_err(ClientError::request);
                 }
                 Sender::Http1(mut h1, reused) => {
+                    // `set_host` leaves only the path; a retry must connect to the original.
+                    let target = (reused == Reused::Yes).then(|| req.uri().clone());
                     pool.set_host(&mut req);
                     match h1.try_send_request(req).await {
                         Ok(response) => {
@@ -194,8 +196,9 @@ impl HttpClient {
                         }
                         // The upstream closed the idle connection as the request went out,
                         // unsent: once more on a new one, as hyper-util's client did.
-                        Err(mut e) if reused == Reused::Yes && e.message().is_some() => {
+                        Err(mut e) if e.message().is_some() && target.is_some() => {
                             req = e.take_message().unwrap_or_else(|| unreachable!());
+                            *req.uri_mut() = target.unwrap_or_else(|| unreachable!());
                             sender = pool.connect(req.uri()).await?;
                         }
                         Err(e) => return Err(ClientError::request(e.into_error())),
