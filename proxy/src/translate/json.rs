@@ -14,37 +14,49 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// The `visit_*` methods of a [`Visitor`] that reads every kind of value as `$value`
-/// (arrays and objects parsed through and dropped).
-macro_rules! other_kinds {
-    ($value:expr) => {
+/// `visit_*` methods of a [`Visitor`] that read each listed kind of value as `$value`; an
+/// array or object (`seq`, `map`) is still parsed in full, so invalid text fails as with
+/// `Value`, and dropped.
+macro_rules! read_as {
+    ($value:expr; $($kind:ident),+) => { $(read_as!(@ $kind $value);)+ };
+    (@ bool $value:expr) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok($value)
         }
+    };
+    (@ i64 $value:expr) => {
         fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
             Ok($value)
         }
+    };
+    (@ u64 $value:expr) => {
         fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
             Ok($value)
         }
+    };
+    (@ f64 $value:expr) => {
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
             Ok($value)
         }
+    };
+    (@ str $value:expr) => {
         fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
             Ok($value)
         }
+    };
+    (@ unit $value:expr) => {
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok($value)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<Skip>()?.is_some() {}
-            Ok($value)
+    };
+    (@ seq $value:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Skip::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(|_| $value)
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_key::<Skip>()?.is_some() {
-                map.next_value::<Skip>()?;
-            }
-            Ok($value)
+    };
+    (@ map $value:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Skip::deserialize(de::value::MapAccessDeserializer::new(map)).map(|_| $value)
         }
     };
 }
@@ -60,7 +72,18 @@ impl<'de> Deserialize<'de> for Skip {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            other_kinds!(Skip);
+            read_as!(Skip; bool, i64, u64, f64, str, unit);
+            // Not `read_as!`'s seq/map: those parse through `Skip` itself.
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+                while map.next_key::<Skip>()?.is_some() {
+                    map.next_value::<Skip>()?;
+                }
+                Ok(Skip)
+            }
         }
         d.deserialize_any(V)
     }
@@ -113,27 +136,7 @@ impl<'de> Deserialize<'de> for Str<'de> {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Str<'de>, E> {
                 Ok(Str::string(Cow::Owned(s.to_owned())))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Str<'de>, E> {
-                Ok(PRESENT)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Str<'de>, E> {
-                Ok(PRESENT)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Str<'de>, E> {
-                Ok(PRESENT)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Str<'de>, E> {
-                Ok(PRESENT)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Str<'de>, E> {
-                Ok(PRESENT)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Str<'de>, A::Error> {
-                Skip::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(|_| PRESENT)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Str<'de>, A::Error> {
-                Skip::deserialize(de::value::MapAccessDeserializer::new(map)).map(|_| PRESENT)
-            }
+            read_as!(PRESENT; bool, i64, u64, f64, unit, seq, map);
         }
         const PRESENT: Str<'static> = Str {
             present: true,
@@ -161,24 +164,7 @@ impl<'de> Deserialize<'de> for U64 {
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<U64, E> {
                 Ok(U64(u64::try_from(n).ok()))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<U64, E> {
-                Ok(U64(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<U64, E> {
-                Ok(U64(None))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<U64, E> {
-                Ok(U64(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<U64, E> {
-                Ok(U64(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<U64, A::Error> {
-                Skip::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(|_| U64(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<U64, A::Error> {
-                Skip::deserialize(de::value::MapAccessDeserializer::new(map)).map(|_| U64(None))
-            }
+            read_as!(U64(None); bool, f64, str, unit, seq, map);
         }
         d.deserialize_any(V)
     }
@@ -220,28 +206,7 @@ impl<'de, T: Fields<'de>> Deserialize<'de> for Obj<T> {
                     fields,
                 })
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Obj<T>, E> {
-                Ok(Obj::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Obj<T>, E> {
-                Ok(Obj::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Obj<T>, E> {
-                Ok(Obj::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Obj<T>, E> {
-                Ok(Obj::default())
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Obj<T>, E> {
-                Ok(Obj::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Obj<T>, E> {
-                Ok(Obj::default())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Obj<T>, A::Error> {
-                Skip::deserialize(de::value::SeqAccessDeserializer::new(seq))
-                    .map(|_| Obj::default())
-            }
+            read_as!(Obj::default(); bool, i64, u64, f64, str, unit, seq);
         }
         d.deserialize_any(V(PhantomData))
     }
@@ -297,28 +262,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
                 }
                 Ok(List(v))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<List<T>, A::Error> {
-                Skip::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|_| List::default())
-            }
+            read_as!(List::default(); bool, i64, u64, f64, str, unit, map);
         }
         d.deserialize_any(V(PhantomData))
     }
@@ -350,28 +294,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
                 }
                 Ok(First(first))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<First<T>, E> {
-                Ok(First::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<First<T>, E> {
-                Ok(First::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<First<T>, E> {
-                Ok(First::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<First<T>, E> {
-                Ok(First::default())
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<First<T>, E> {
-                Ok(First::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<First<T>, E> {
-                Ok(First::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<First<T>, A::Error> {
-                Skip::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|_| First::default())
-            }
+            read_as!(First::default(); bool, i64, u64, f64, str, unit, map);
         }
         d.deserialize_any(V(PhantomData))
     }
