@@ -117,7 +117,7 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
     if anthropic_client {
         relay.keepalive_bytes = Bytes::from_static(PING);
     }
-    Response::from_parts(parts, ResponseBody::Relay(Box::new(relay)))
+    Response::from_parts(parts, ResponseBody::relay(relay))
 }
 
 /// Removes hop-by-hop headers — the fixed list and any the upstream names in `Connection` or

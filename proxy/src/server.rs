@@ -16,6 +16,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::body::FinishAfterWrite;
 use crate::connections::{Connections, Expiry, Slot};
 use crate::log;
 use crate::pipeline;
@@ -122,11 +123,15 @@ where
             Ok::<_, std::convert::Infallible>(body)
         }
     });
-    let served = watcher.watch(
-        builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned(),
+    let served = std::pin::pin!(
+        watcher.watch(
+            builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned(),
+        )
     );
+    // The request's record finishes after its last bytes are written, not before.
+    let served = FinishAfterWrite(served);
     tokio::select! {
         // Client-side errors (resets, bad requests) are the client's business.
         _ = served => {}
