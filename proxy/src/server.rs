@@ -137,6 +137,9 @@ where
     // The request's record finishes after its last bytes are written, not before.
     let served = FinishAfterWrite(served);
     tokio::select! {
+        // The connection first: its first poll usually reads, forwards and answers a whole
+        // request; the deadline's timer is registered after that, not before.
+        biased;
         // Client-side errors (resets, bad requests) are the client's business.
         _ = served => {}
         expiry = slot.conn.expired(&limits) => count_expiry(&slot, expiry),
