@@ -117,7 +117,7 @@ pub fn relay(forwarded: Forwarded, mut log: RequestLog) -> Response<ResponseBody
     if anthropic_client {
         relay.keepalive_bytes = Bytes::from_static(PING);
     }
-    Response::from_parts(parts, ResponseBody::Relay(Box::new(relay)))
+    Response::from_parts(parts, ResponseBody::relay(relay))
 }
 
 /// Removes hop-by-hop headers — the fixed list and any the upstream names in `Connection` or
@@ -202,6 +202,10 @@ pub struct RelayBody {
     keepalive: Duration,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Whether `timer` is set to the first deadline and registered with the driver: only once
+    /// the upstream makes the body wait. A stream whose first events are already in hand is
+    /// then sent without touching the timer wheel first (a reset registers at once).
+    armed: bool,
     last_in: Instant,
     last_out: Instant,
     /// Last bytes sent, to know whether we are between two SSE events.
@@ -229,12 +233,13 @@ impl RelayBody {
         // Until the body ends, a drop means the client went away (or shutdown cut it).
         log.outcome = Outcome::ClientClosed;
         let now = Instant::now();
-        let mut body = Self {
+        Self {
             inner,
             sse,
             keepalive,
             idle,
             timer: Box::pin(tokio::time::sleep_until(now + idle)),
+            armed: false,
             last_in: now,
             last_out: now,
             tail: *b"\n\n\n\n",
@@ -243,15 +248,7 @@ impl RelayBody {
             translator: None,
             keepalive_bytes: Bytes::from_static(KEEPALIVE),
             completes_as: Outcome::Complete,
-        };
-        // A reset registers the timer with the driver at once (and the drop deregisters it):
-        // only when the first deadline is the keepalive's, not the idle one set above. A JSON
-        // body that is already in hand then never touches the timer wheel.
-        let next = body.next_deadline();
-        if next != now + idle {
-            body.timer.as_mut().reset(next);
         }
-        body
     }
 
     /// Whether the body has ended.
@@ -402,6 +399,11 @@ impl RelayBody {
 
     /// The idle timeout and the keepalive comments, when the upstream is silent.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if !self.armed {
+            self.armed = true;
+            let next = self.next_deadline();
+            self.timer.as_mut().reset(next);
+        }
         while self.timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             if now.duration_since(self.last_in) >= self.idle {

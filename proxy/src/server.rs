@@ -4,18 +4,23 @@
 //! handshake runs inside the connection's slot and first-request deadline.
 
 use std::future::Future;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::body::FinishAfterWrite;
 use crate::connections::{Connections, Expiry, Slot};
 use crate::log;
 use crate::pipeline;
@@ -122,12 +127,19 @@ where
             Ok::<_, std::convert::Infallible>(body)
         }
     });
-    let served = watcher.watch(
-        builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned(),
+    let served = std::pin::pin!(
+        watcher.watch(
+            builder
+                .serve_connection(TokioIo::new(FirstRead::new(io)), service)
+                .into_owned(),
+        )
     );
+    // The request's record finishes after its last bytes are written, not before.
+    let served = FinishAfterWrite(served);
     tokio::select! {
+        // The connection first: its first poll usually reads, forwards and answers a whole
+        // request; the deadline's timer is registered after that, not before.
+        biased;
         // Client-side errors (resets, bad requests) are the client's business.
         _ = served => {}
         expiry = slot.conn.expired(&limits) => count_expiry(&slot, expiry),
@@ -135,6 +147,93 @@ where
     // The connection future is dropped by now, which closes the socket; dropping the slot
     // frees its place under the limit.
     drop(slot);
+}
+
+/// A connection whose first read takes what the client sent (up to [`FIRST_READ`] bytes) in
+/// one system call. hyper-util's protocol detection reads just the 24 bytes of the HTTP/2
+/// preface first, so a request head cost two `recvfrom` calls before hyper could parse it;
+/// the rest of that first read is handed to the next read. Nothing is kept while the socket
+/// has nothing to read, so a silent connection holds no buffer.
+struct FirstRead<I> {
+    io: I,
+    /// Read on the first read, not yet asked for; `None` once handed over.
+    rest: Option<Bytes>,
+    first: bool,
+}
+
+/// The first read's size: a whole request head and a small body.
+const FIRST_READ: usize = 16 * 1024;
+
+impl<I> FirstRead<I> {
+    fn new(io: I) -> Self {
+        Self {
+            io,
+            rest: None,
+            first: true,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for FirstRead<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(rest) = &mut this.rest {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest.split_to(n));
+            if rest.is_empty() {
+                this.rest = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if !this.first || buf.remaining() >= FIRST_READ {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        let mut first = [MaybeUninit::<u8>::uninit(); FIRST_READ];
+        let mut read = ReadBuf::uninit(&mut first);
+        ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+        this.first = false;
+        let got = read.filled();
+        let n = got.len().min(buf.remaining());
+        buf.put_slice(&got[..n]);
+        if got.len() > n {
+            this.rest = Some(Bytes::copy_from_slice(&got[n..]));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for FirstRead<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 fn count_expiry(slot: &Slot, expiry: Expiry) {
@@ -184,5 +283,49 @@ async fn drain(state: &AppState, signal: &'static str, graceful: GracefulShutdow
     tokio::select! {
         () = graceful.shutdown() => log::info("all connections closed").emit(),
         () = tokio::time::sleep(grace) => log::warn("grace period over; closing remaining connections").emit(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::FirstRead;
+
+    /// The protocol detection's 24-byte read, then smaller and larger reads: every byte the
+    /// client sent arrives once and in order, in one system call for the first read.
+    #[tokio::test]
+    async fn the_first_read_hands_its_rest_to_the_next_reads_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let sent: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        client.write_all(&sent).await.unwrap();
+        client.shutdown().await.unwrap();
+        // Wait until all of it is queued, so the first read can take it whole.
+        let mut peek = [0u8; 4096];
+        while server.peek(&mut peek).await.unwrap() < sent.len() {
+            tokio::task::yield_now().await;
+        }
+        let mut io = FirstRead::new(server);
+        let mut got = Vec::new();
+        for size in [24, 100, 4096] {
+            let mut buf = vec![0u8; size];
+            let n = io.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            if size == 24 {
+                // One read took everything queued; the rest waits for hyper.
+                assert_eq!(
+                    io.rest.as_ref().map(bytes::Bytes::len),
+                    Some(sent.len() - 24)
+                );
+            }
+        }
+        assert!(io.rest.is_none(), "the first read's rest was handed over");
+        io.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, sent);
     }
 }
