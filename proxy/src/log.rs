@@ -228,7 +228,37 @@ impl RateLimit {
 }
 
 fn json() -> bool {
+    #[cfg(test)]
+    if let Some(json) = TEST_JSON.get() {
+        return json;
+    }
     FORMAT.get().is_none_or(|f| *f == LogFormat::Json)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The format [`render_for_test`] asks for, on this test's thread only.
+    static TEST_JSON: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// The bytes the line `make` builds would be written as, in JSON or text, with the
+/// timestamp replaced by `2026-01-02T03:04:05.678Z` so that tests can pin whole lines.
+#[cfg(test)]
+pub(crate) fn render_for_test(json: bool, make: impl FnOnce() -> Line) -> String {
+    TEST_JSON.set(Some(json));
+    let mut line = make();
+    TEST_JSON.set(None);
+    line.end();
+    let mut text = line.buf;
+    let ts = if json {
+        "{\"ts\":\"".len()
+    } else {
+        "ts=".len()
+    };
+    let fixed = "2026-01-02T03:04:05.678Z";
+    assert!(text[ts..ts + fixed.len()].ends_with('Z'), "{text}");
+    text.replace_range(ts..ts + fixed.len(), fixed);
+    text
 }
 
 /// One log line under construction; [`Line::emit`] writes it with a single `write`.
@@ -333,16 +363,21 @@ impl Line {
     /// Queues the line for stdout, or drops and counts it when the queue is full; never
     /// waits for stdout. Before [`init`], writes directly.
     pub fn emit(mut self) {
-        if self.json {
-            self.buf.push('}');
-        }
-        self.buf.push('\n');
+        self.end();
         match QUEUE.get() {
             Some(queue) => queue.push(self.buf.as_bytes()),
             None => {
                 let _ = std::io::stdout().lock().write_all(self.buf.as_bytes());
             }
         }
+    }
+
+    /// Closes the line.
+    fn end(&mut self) {
+        if self.json {
+            self.buf.push('}');
+        }
+        self.buf.push('\n');
     }
 }
 
@@ -515,6 +550,41 @@ mod tests {
         assert_eq!(batch, b"line 0\nline 1\nline 2\n");
         queue.push(b"again\n");
         assert_eq!(queue.lock().lines, 1);
+    }
+
+    /// Every kind of field in both formats, with the values text must quote.
+    #[test]
+    fn fields_in_both_formats() {
+        let line = |json| {
+            super::render_for_test(json, || {
+                super::info("a \"b\"")
+                    .str("empty", "")
+                    .str("eq", "a=b")
+                    .str("plain", "ünï")
+                    .bool("t", true)
+                    .bool("f", false)
+                    .u64("n", 0)
+                    .opt_str("none", None)
+                    .opt_u64("absent", None)
+                    .opt_u64("n2", Some(7))
+                    .ms("d", std::time::Duration::from_micros(1))
+            })
+        };
+        assert_eq!(
+            line(true),
+            concat!(
+                r#"{"ts":"2026-01-02T03:04:05.678Z","level":"info","msg":"a \"b\"","empty":"","#,
+                r#""eq":"a=b","plain":"ünï","t":true,"f":false,"n":0,"n2":7,"d":0.001}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            line(false),
+            concat!(
+                r#"ts=2026-01-02T03:04:05.678Z level=info msg="a \"b\"" empty="" eq="a=b" "#,
+                "plain=ünï t=true f=false n=0 n2=7 d=0.001\n"
+            )
+        );
     }
 
     #[test]
