@@ -197,9 +197,9 @@ impl RequestLog {
     /// The request's log line; `total` is the time from arrival to the finish.
     fn line(&self, total: Duration) -> log::Line {
         let level = if self.status >= 500 || self.outcome.is_failure() {
-            "warn"
+            log::Level::Warn
         } else {
-            "info"
+            log::Level::Info
         };
         let t = self.usage.tokens;
         let reported = self.usage.reported;
@@ -210,7 +210,7 @@ impl RequestLog {
         });
         log::Line::new(level, "request")
             .str("request_id", self.request_id.to_str().unwrap_or("-"))
-            .str("method", self.method.as_str())
+            .label("method", self.method.as_str())
             .str("path", &self.path)
             .opt_str("model", self.model.as_deref())
             .opt_str("provider", self.provider.as_deref())
@@ -222,13 +222,13 @@ impl RequestLog {
             .u64("bytes_in", self.bytes_in)
             .u64("bytes_out", self.bytes_out)
             .bool("streamed", self.streamed)
-            .str("outcome", self.outcome.as_str())
+            .label("outcome", self.outcome.as_str())
             .opt_str("client", self.identity.as_ref().map(Identity::name))
             .opt_u64("input_tokens", reported.then_some(t.input))
             .opt_u64("output_tokens", reported.then_some(t.output))
             .opt_u64("cache_read_tokens", reported.then_some(t.cache_read))
             .opt_u64("cache_write_tokens", reported.then_some(t.cache_write))
-            .opt_str("usage", usage)
+            .opt_label("usage", usage)
             .opt_str("error", self.error.as_deref())
     }
 
