@@ -576,9 +576,19 @@ fn digit_pair(n: u64) -> [u8; 2] {
 #[inline]
 fn push_u64(buf: &mut Vec<u8>, mut value: u64) {
     const MAX: usize = 20;
-    // Most of a request line's numbers (attempts, whole milliseconds) are one digit.
+    // Most of a request line's numbers are short (attempts and whole milliseconds one digit,
+    // the status three): those go straight in.
     if value < 10 {
         buf.push(digit_pair(value)[1]);
+        return;
+    }
+    if value < 100 {
+        buf.extend_from_slice(&digit_pair(value));
+        return;
+    }
+    if value < 1000 {
+        let [tens, ones] = digit_pair(value % 100);
+        buf.extend_from_slice(&[digit_pair(value / 100)[1], tens, ones]);
         return;
     }
     let len = value.checked_ilog10().map_or(1, |l| l as usize + 1);
