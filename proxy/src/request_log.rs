@@ -191,10 +191,15 @@ impl RequestLog {
         if matches!(self.status, 401 | 404) && !self.metrics.rejected_log.allow() {
             return;
         }
+        self.line(total).emit();
+    }
+
+    /// The request's log line; `total` is the time from arrival to the finish.
+    fn line(&self, total: Duration) -> log::Line {
         let level = if self.status >= 500 || self.outcome.is_failure() {
-            "warn"
+            log::Level::Warn
         } else {
-            "info"
+            log::Level::Info
         };
         let t = self.usage.tokens;
         let reported = self.usage.reported;
@@ -205,7 +210,7 @@ impl RequestLog {
         });
         log::Line::new(level, "request")
             .str("request_id", self.request_id.to_str().unwrap_or("-"))
-            .str("method", self.method.as_str())
+            .label("method", self.method.as_str())
             .str("path", &self.path)
             .opt_str("model", self.model.as_deref())
             .opt_str("provider", self.provider.as_deref())
@@ -217,15 +222,14 @@ impl RequestLog {
             .u64("bytes_in", self.bytes_in)
             .u64("bytes_out", self.bytes_out)
             .bool("streamed", self.streamed)
-            .str("outcome", self.outcome.as_str())
+            .label("outcome", self.outcome.as_str())
             .opt_str("client", self.identity.as_ref().map(Identity::name))
             .opt_u64("input_tokens", reported.then_some(t.input))
             .opt_u64("output_tokens", reported.then_some(t.output))
             .opt_u64("cache_read_tokens", reported.then_some(t.cache_read))
             .opt_u64("cache_write_tokens", reported.then_some(t.cache_write))
-            .opt_str("usage", usage)
+            .opt_label("usage", usage)
             .opt_str("error", self.error.as_deref())
-            .emit();
     }
 
     /// Time spent in the proxy itself before the response headers.
@@ -309,9 +313,125 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, HeaderValue};
+    use std::sync::Arc;
+    use std::time::Duration;
 
-    use super::request_id;
+    use http::{HeaderMap, HeaderValue, Method};
+
+    use super::{RequestLog, request_id};
+    use crate::auth::Identity;
+    use crate::log::render_for_test;
+    use crate::metrics::Metrics;
+    use crate::outcome::Outcome;
+    use crate::usage::Tokens;
+
+    /// `log`'s line as written in JSON and in text, its timestamp fixed by [`render_for_test`].
+    fn rendered(log: RequestLog, total: Duration) -> [String; 2] {
+        let lines = [true, false].map(|json| render_for_test(json, || log.line(total)));
+        // Dropping it would write its line to stdout.
+        std::mem::forget(log);
+        lines
+    }
+
+    /// The bytes of a served request's line, every field present, pinned: dashboards and
+    /// log pipelines parse them, so a faster writer must not change one.
+    #[test]
+    fn a_served_request_line_is_byte_for_byte_stable() {
+        let mut log = RequestLog::new(
+            Arc::new(Metrics::default()),
+            HeaderValue::from_static("0123456789abcdef0123456789abcdef"),
+            Method::POST,
+            "/v1/chat/completions",
+        );
+        log.model = Some(Arc::from("fast"));
+        log.provider = Some(Arc::from("oa"));
+        log.identity = Some(Identity::SharedToken);
+        log.status = 200;
+        log.attempts = 1;
+        log.upstream_wait = Duration::from_micros(1_234);
+        log.headers_after = Some(Duration::from_micros(1_500));
+        log.bytes_in = 17;
+        log.bytes_out = 730;
+        log.usage.reported = true;
+        log.usage.tokens = Tokens {
+            input: 12,
+            output: 34,
+            cache_read: 0,
+            cache_write: 5,
+        };
+        let [json, text] = rendered(log, Duration::from_nanos(2_045_999));
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"ts":"2026-01-02T03:04:05.678Z","level":"info","msg":"request","#,
+                r#""request_id":"0123456789abcdef0123456789abcdef","method":"POST","#,
+                r#""path":"/v1/chat/completions","model":"fast","provider":"oa","status":200,"#,
+                r#""attempts":1,"upstream_ms":1.234,"overhead_ms":0.266,"total_ms":2.045,"#,
+                r#""bytes_in":17,"bytes_out":730,"streamed":false,"outcome":"complete","#,
+                r#""client":"operator","input_tokens":12,"output_tokens":34,"#,
+                r#""cache_read_tokens":0,"cache_write_tokens":5,"usage":"complete"}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            text,
+            concat!(
+                "ts=2026-01-02T03:04:05.678Z level=info msg=request ",
+                "request_id=0123456789abcdef0123456789abcdef method=POST ",
+                "path=/v1/chat/completions model=fast provider=oa status=200 attempts=1 ",
+                "upstream_ms=1.234 overhead_ms=0.266 total_ms=2.045 bytes_in=17 bytes_out=730 ",
+                "streamed=false outcome=complete client=operator input_tokens=12 ",
+                "output_tokens=34 cache_read_tokens=0 cache_write_tokens=5 usage=complete\n"
+            )
+        );
+    }
+
+    /// A failed request's line: optional fields left out, values that need quoting or
+    /// escaping escaped, the largest numbers whole.
+    #[test]
+    fn a_failed_request_line_escapes_and_omits_fields() {
+        let mut log = RequestLog::new(
+            Arc::new(Metrics::default()),
+            HeaderValue::from_static("req-abc.123"),
+            Method::GET,
+            "/a b=c/ünï",
+        );
+        log.model = Some(Arc::from("m\"odel"));
+        log.status = 502;
+        log.attempts = 2;
+        log.streamed = true;
+        log.outcome = Outcome::UpstreamError;
+        log.bytes_out = u64::MAX;
+        log.usage.reported = true;
+        log.error = Some("upstream said \"no\"\n\tbye\u{1}\\".to_owned());
+        let [json, text] = rendered(log, Duration::from_micros(12_345_678_901));
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"ts":"2026-01-02T03:04:05.678Z","level":"warn","msg":"request","#,
+                r#""request_id":"req-abc.123","method":"GET","path":"/a b=c/ünï","#,
+                r#""model":"m\"odel","status":502,"attempts":2,"upstream_ms":0.000,"#,
+                r#""overhead_ms":0.000,"total_ms":12345678.901,"bytes_in":0,"#,
+                r#""bytes_out":18446744073709551615,"streamed":true,"outcome":"upstream_error","#,
+                r#""input_tokens":0,"output_tokens":0,"cache_read_tokens":0,"#,
+                r#""cache_write_tokens":0,"usage":"incomplete","#,
+                r#""error":"upstream said \"no\"\n\tbye\u0001\\"}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            text,
+            concat!(
+                "ts=2026-01-02T03:04:05.678Z level=warn msg=request request_id=req-abc.123 ",
+                r#"method=GET path="/a b=c/ünï" model="m\"odel" status=502 attempts=2 "#,
+                "upstream_ms=0.000 overhead_ms=0.000 total_ms=12345678.901 bytes_in=0 ",
+                "bytes_out=18446744073709551615 streamed=true outcome=upstream_error ",
+                "input_tokens=0 output_tokens=0 cache_read_tokens=0 cache_write_tokens=0 ",
+                r#"usage=incomplete error="upstream said \"no\"\n\tbye\u0001\\""#,
+                "\n"
+            )
+        );
+    }
 
     #[test]
     fn generated_request_ids_are_32_hex_digits_and_differ() {
