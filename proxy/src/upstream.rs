@@ -407,7 +407,7 @@ mod tests {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use tokio::net::TcpListener;
 
-    use super::{HttpClient, Pool, connector};
+    use super::{HttpClient, Pool, connector, lock, tls_config};
     use crate::request_body::UpstreamBody;
 
     /// An HTTPS upstream that offers only h2 by ALPN, answers every request with its HTTP
@@ -492,5 +492,198 @@ mod tests {
             assert_eq!(task.await.unwrap(), "HTTP/2.0");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// What the closing upstream's connections received: the first one's request, anything
+    /// it got after the upstream closed it, and the second one's request.
+    struct Received {
+        first: String,
+        first_after_close: Vec<u8>,
+        second: String,
+    }
+
+    /// An HTTP/1.1 upstream on its own thread with std sockets, so that it runs while the test
+    /// holds the runtime's only thread. It answers one request on a first connection, keeps
+    /// it open, closes it when `close` says so, reports on `closed` once the client's kernel
+    /// has taken the FIN in, then answers one request on a second connection.
+    fn closing_upstream() -> (
+        u16,
+        std::sync::mpsc::Sender<()>,
+        std::sync::mpsc::Receiver<()>,
+        std::thread::JoinHandle<Received>,
+    ) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (close, close_rx) = std::sync::mpsc::channel();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let first = read_request(&mut conn);
+            conn.write_all(&answer("first")).unwrap();
+            close_rx.recv().unwrap();
+            conn.shutdown(std::net::Shutdown::Write).unwrap();
+            wait_fin_acked(&conn);
+            closed_tx.send(()).unwrap();
+            let (mut retry, _) = listener.accept().unwrap();
+            let second = read_request(&mut retry);
+            retry.write_all(&answer("second")).unwrap();
+            // The client closes the first connection without writing to it: EOF, no bytes.
+            conn.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut first_after_close = Vec::new();
+            if let Err(e) = conn.read_to_end(&mut first_after_close) {
+                first_after_close.extend_from_slice(format!("<read error: {e}>").as_bytes());
+            }
+            Received {
+                first,
+                first_after_close,
+                second,
+            }
+        });
+        (port, close, closed, thread)
+    }
+
+    fn answer(body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// One whole request (head and `content-length` body) from `conn`.
+    fn read_request(conn: &mut std::net::TcpStream) -> String {
+        use std::io::Read as _;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if buf.len() >= end + 4 + length {
+                    return String::from_utf8(buf).unwrap();
+                }
+            }
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(
+                n > 0,
+                "EOF mid-request: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Waits until the kernel shows `conn` in FIN_WAIT2 (`/proc/net/tcp` state 05): its FIN
+    /// was acknowledged, so the peer's kernel has taken it in and queued the readiness event
+    /// for the peer's epoll.
+    fn wait_fin_acked(conn: &std::net::TcpStream) {
+        let local = format!(":{:04X}", conn.local_addr().unwrap().port());
+        let peer = format!(":{:04X}", conn.peer_addr().unwrap().port());
+        loop {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            let state = table.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let ours = fields.get(1)?.ends_with(&local) && fields.get(2)?.ends_with(&peer);
+                ours.then(|| fields.get(3).map(|s| (*s).to_owned()))?
+            });
+            if state.as_deref() == Some("05") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// POSTs `{}` to `{base}/chat/completions`: the status and body, or the error and its
+    /// source.
+    async fn post(client: &HttpClient, base: &str) -> Result<(u16, Bytes), String> {
+        let req = Request::post(format!("{base}/chat/completions"))
+            .body(UpstreamBody::new([
+                Bytes::from_static(b"{}"),
+                Bytes::new(),
+                Bytes::new(),
+            ]))
+            .unwrap();
+        let resp = client.request(req).await.map_err(|e| {
+            let source = std::error::Error::source(&e).map(ToString::to_string);
+            format!("{e}: {}", source.unwrap_or_default())
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((status, body.to_bytes()))
+    }
+
+    /// A pooled connection the upstream closed while idle, found closed only when the next
+    /// request is handed to it, sends that request again on a new connection.
+    ///
+    /// Deterministic on a current-thread runtime: the connection task runs only when this
+    /// test yields. The upstream's FIN reaches the client's kernel while the test blocks the
+    /// thread; then one `yield_now` lets the runtime poll its I/O driver, which marks the
+    /// socket readable and schedules the connection task, and poll this test first (the
+    /// `block_on` future goes before spawned tasks after a driver turn). The checkout still
+    /// sees the connection open and ready and hands it the request; the connection task then
+    /// reads EOF before writing, closes, and gives the request back unsent.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reused_connection_found_closed_is_retried_on_a_new_one() {
+        let (port, close, closed, upstream) = closing_upstream();
+        let base = format!("http://127.0.0.1:{port}/v1");
+        let client = HttpClient {
+            pool: Arc::new(Pool::new(
+                connector(Duration::from_secs(5), &tls_config()),
+                &base,
+            )),
+        };
+        assert_eq!(post(&client, &base).await, Ok((200, Bytes::from("first"))));
+        // The connection is back in the pool once its task has read the end of the answer.
+        while !lock(&client.pool.http1).iter().any(|p| p.sender.is_ready()) {
+            tokio::task::yield_now().await;
+        }
+        close.send(()).unwrap();
+        // Blocks the thread, so the connection task cannot see the FIN arrive.
+        closed.recv().unwrap();
+        tokio::task::yield_now().await;
+        // The pool still offers the connection the upstream closed; `post` checks out before
+        // its first await, so the request goes to that connection (not a vacuous pass on a
+        // connection the pool had already dropped).
+        assert!(
+            lock(&client.pool.http1)
+                .iter()
+                .any(|p| p.sender.is_ready() && !p.sender.is_closed()),
+            "the closed connection was already seen closed: the retry path was not reached"
+        );
+        assert_eq!(
+            post(&client, &base).await,
+            Ok((200, Bytes::from("second"))),
+            "the request after the upstream closed the idle connection"
+        );
+        let received = upstream.join().unwrap();
+        assert!(
+            received
+                .first
+                .starts_with("POST /v1/chat/completions HTTP/1.1\r\n")
+        );
+        assert!(
+            received.first_after_close.is_empty(),
+            "the closed connection received {:?}",
+            String::from_utf8_lossy(&received.first_after_close)
+        );
+        assert!(
+            received
+                .second
+                .starts_with("POST /v1/chat/completions HTTP/1.1\r\n")
+        );
+        assert!(
+            received.second.ends_with("\r\n\r\n{}"),
+            "{}",
+            received.second
+        );
     }
 }

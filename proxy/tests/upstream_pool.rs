@@ -1,7 +1,9 @@
 //! The upstream connection pool: sequential requests share one upstream connection, and a
 //! connection the upstream closed while idle is not used again (or is retried on a new one),
 //! so no client sees the upstream's keep-alive ending. Against a raw TCP upstream that counts
-//! its connections.
+//! its connections. Here the retry on a new connection happens only when the upstream's close
+//! races the checkout; `upstream::tests::a_reused_connection_found_closed_is_retried_on_a_new_one`
+//! (a unit test) goes through it on every run.
 
 mod common;
 
