@@ -10,20 +10,7 @@ use ai_proxy::config::settings::TlsMode;
 use ai_proxy::config::{Config, ENV_FILE, EnvSource};
 use ai_proxy::{healthcheck, log, reload, server, signals, state::AppState, tls};
 
-#[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
-compile_error!("enable at most one of the `mimalloc` and `jemalloc` features");
-
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[cfg(all(
-    feature = "jemalloc",
-    target_arch = "x86_64",
-    not(feature = "mimalloc")
-))]
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+mod allocator;
 
 /// Exit code for a configuration error.
 const EXIT_CONFIG: u8 = 2;
@@ -247,6 +234,7 @@ fn check_config(dir: &ConfigDir) -> ExitCode {
 }
 
 fn serve(dir: &ConfigDir) -> ExitCode {
+    allocator::purge_in_background();
     // The runtime and the signal handlers come first, before the config is read or the port
     // bound: a SIGHUP's default action is to kill the process, and an orchestrator may send
     // one at any time after start.

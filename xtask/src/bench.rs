@@ -118,6 +118,9 @@ pub struct Memory {
     pub warm_rss_kib: u64,
     pub leak_requests: u64,
     pub after_rss_kib: u64,
+    /// Seconds without requests after the leak check's load, and the RSS then.
+    pub idle_seconds: u64,
+    pub after_idle_rss_kib: u64,
 }
 
 #[derive(Serialize)]

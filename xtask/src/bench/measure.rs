@@ -15,6 +15,11 @@ use super::plan::{Mode, TOKEN, Target, request_body};
 use super::servers::{self, Server};
 use super::{AllocatorFigures, Measured, Memory, Sample, Sizes, Ttfb, http, wrk};
 
+/// The leak check's quiet time after its load: longer than jemalloc's `dirty_decay_ms` (10 s),
+/// after which its background thread (proxy/src/allocator.rs) has purged the pages freed
+/// during the load.
+const LEAK_IDLE: Duration = Duration::from_secs(15);
+
 impl Bench<'_> {
     pub fn measure(
         &mut self,
@@ -173,7 +178,9 @@ impl Bench<'_> {
         Ok(out)
     }
 
-    /// RSS after warm-up against RSS after `leak_requests` more requests, half streaming.
+    /// RSS after warm-up against RSS after `leak_requests` more requests, half streaming, and
+    /// again after `LEAK_IDLE` without requests: growth that the allocator hands back while idle
+    /// is retention (dirty pages awaiting their purge), growth that stays is a leak.
     fn leak_check(&self, proxy: &Server, memory: &mut Memory) -> Result<()> {
         memory.warm_rss_kib = proxy.rss_kib()?;
         let mut done = 0;
@@ -198,9 +205,15 @@ impl Bench<'_> {
         }
         memory.leak_requests = done;
         memory.after_rss_kib = proxy.rss_kib()?;
+        std::thread::sleep(LEAK_IDLE);
+        memory.idle_seconds = LEAK_IDLE.as_secs();
+        memory.after_idle_rss_kib = proxy.rss_kib()?;
         println!(
-            "bench: RSS {} KiB after warm-up, {} KiB after {done} more requests",
-            memory.warm_rss_kib, memory.after_rss_kib
+            "bench: RSS {} KiB after warm-up, {} KiB after {done} more requests, {} KiB after {} s idle",
+            memory.warm_rss_kib,
+            memory.after_rss_kib,
+            memory.after_idle_rss_kib,
+            memory.idle_seconds
         );
         Ok(())
     }

@@ -158,10 +158,12 @@ fn footprint_table(s: &mut String, results: &Results) {
     );
     let _ = writeln!(
         s,
-        "| RSS after warm-up → after {} more requests | {:.1} → {:.1} MiB |",
+        "| RSS after warm-up → after {} more requests → after {} s idle | {:.1} → {:.1} → {:.1} MiB |",
         mem.leak_requests,
+        mem.idle_seconds,
         kib_to_mib(mem.warm_rss_kib),
-        kib_to_mib(mem.after_rss_kib)
+        kib_to_mib(mem.after_rss_kib),
+        kib_to_mib(mem.after_idle_rss_kib)
     );
     let _ = writeln!(
         s,
