@@ -34,41 +34,12 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
     not(feature = "mimalloc")
 ))]
 pub fn purge_in_background() {
-    let rc = match write(c"max_background_threads", 1_usize) {
-        0 => write(c"background_thread", true),
-        rc => rc,
-    };
-    if rc != 0 {
+    use tikv_jemalloc_ctl::{background_thread, max_background_threads};
+    if let Err(e) = max_background_threads::write(1).and_then(|()| background_thread::write(true)) {
         eprintln!(
-            "ai-proxy: jemalloc's background thread did not start (error {rc}): memory freed \
-             after a burst is returned only when requests come again"
+            "ai-proxy: jemalloc's background thread did not start ({e}): memory freed after a \
+             burst is returned only when requests come again"
         );
-    }
-}
-
-/// Sets jemalloc option `name` (read-write, of type `T` in jemalloc's documentation) to
-/// `value`; returns jemalloc's error number, 0 on success.
-#[cfg(all(
-    feature = "jemalloc",
-    target_arch = "x86_64",
-    not(feature = "mimalloc")
-))]
-fn write<T: Copy>(name: &std::ffi::CStr, mut value: T) -> i32 {
-    #[allow(
-        unsafe_code,
-        reason = "jemalloc's control interface is a C function; a documented write of one value"
-    )]
-    // SAFETY: the name is NUL-terminated; `newp` points at a live `T` and `newlen` is its size,
-    // the type jemalloc documents for the options this module passes (`bool`, `size_t`); no
-    // old value is asked for (null `oldp` and `oldlenp`).
-    unsafe {
-        tikv_jemalloc_sys::mallctl(
-            name.as_ptr(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            (&raw mut value).cast(),
-            size_of::<T>(),
-        )
     }
 }
 
