@@ -471,14 +471,7 @@ mod tests {
             pool: Arc::new(Pool::new(connector(Duration::from_secs(5), &tls), &base)),
         };
         let send = |client: HttpClient, base: String| async move {
-            let req = Request::post(format!("{base}/chat/completions"))
-                .body(UpstreamBody::new([
-                    Bytes::from_static(b"{}"),
-                    Bytes::new(),
-                    Bytes::new(),
-                ]))
-                .unwrap();
-            let resp = client.request(req).await.unwrap();
+            let resp = client.request(empty_chat_post(&base)).await.unwrap();
             assert_eq!(resp.version(), Version::HTTP_2);
             resp.into_body().collect().await.unwrap().to_bytes()
         };
@@ -598,17 +591,21 @@ mod tests {
         }
     }
 
-    /// POSTs `{}` to `{base}/chat/completions`: the status and body, or the error and its
-    /// source.
-    async fn post(client: &HttpClient, base: &str) -> Result<(u16, Bytes), String> {
-        let req = Request::post(format!("{base}/chat/completions"))
+    /// A `POST {base}/chat/completions` with the body `{}`.
+    fn empty_chat_post(base: &str) -> Request<UpstreamBody> {
+        Request::post(format!("{base}/chat/completions"))
             .body(UpstreamBody::new([
                 Bytes::from_static(b"{}"),
                 Bytes::new(),
                 Bytes::new(),
             ]))
-            .unwrap();
-        let resp = client.request(req).await.map_err(|e| {
+            .unwrap()
+    }
+
+    /// POSTs `{}` to `{base}/chat/completions`: the status and body, or the error and its
+    /// source.
+    async fn post(client: &HttpClient, base: &str) -> Result<(u16, Bytes), String> {
+        let resp = client.request(empty_chat_post(base)).await.map_err(|e| {
             let source = std::error::Error::source(&e).map(ToString::to_string);
             format!("{e}: {}", source.unwrap_or_default())
         })?;
