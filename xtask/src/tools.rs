@@ -110,7 +110,7 @@ pub const TOOLS: &[Tool] = &[
     tool("pebble-challtestsrv", Get::Apt { package: "pebble", programs: &["pebble-challtestsrv"] }, "pebble's DNS, so test domains resolve to 127.0.0.1", &["unit", "sdk"]),
     apt("ss", "iproute2", "the installer suite checks listening ports", INSTALLERS),
     apt("ps", "procps", "the installer suite inspects processes", INSTALLERS),
-    apt("docker", "docker.io", "the installer end to end on Docker", &["installer-docker"]),
+    apt("dockerd", "docker.io", "the Docker engine for the installer end to end and the image test (a docker client alone is not enough)", &["installer-docker", "oci"]),
     apt("podman", "podman", "the installer end to end on Podman", &["installer-podman"]),
     apt("newuidmap", "uidmap", "podman maps the container's user ids", &["installer-podman"]),
     apt("nginx", "nginx", "the bench's mock upstream and its baseline proxy", &["bench", "instructions"]),
