@@ -59,8 +59,16 @@ remove_hosts_lines() {
 # gateway: the host's address on the engine's default network, where the container reaches
 # pebble.
 gateway() {
+    local gw bridge
     if [[ "$ENGINE" == docker ]]; then
-        docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}} {{end}}' | awk '{print $1}'
+        gw=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}} {{end}}' | awk '{print $1}')
+        if [[ -z "$gw" ]]; then
+            # Docker 20.10 (Debian's docker.io) leaves the default bridge's gateway implicit in
+            # its IPAM config: it is the bridge interface's own address.
+            bridge=$(docker network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}')
+            gw=$(ip -4 -o addr show dev "${bridge:-docker0}" | awk '{sub(/\/.*/, "", $4); print $4; exit}')
+        fi
+        echo "$gw"
     else
         podman network inspect podman --format '{{range .Subnets}}{{.Gateway}} {{end}}' | awk '{print $1}'
     fi
