@@ -19,6 +19,27 @@ ensure_cgroups() {
     done < <(awk '!/^#/ { if ($4 == 1) print $1 }' /proc/cgroups)
 }
 
+# Some machines boot with a hybrid layout: cgroup v1 controllers, plus cgroup2 at
+# /sys/fs/cgroup/unified offering the controllers no v1 hierarchy took (hugetlb). crun, podman's
+# runtime, then refuses every container ("cgroups in hybrid mode not supported, drop all
+# controllers from cgroupv2"). Binding those controllers to v1 hierarchies of their own leaves
+# cgroup2 with none, which crun accepts; Docker's runc is content either way.
+settle_hybrid_cgroups() {
+    local unified=/sys/fs/cgroup/unified controller controllers=()
+    [[ -r "$unified/cgroup.controllers" ]] || return 0
+    read -ra controllers <"$unified/cgroup.controllers" || true
+    for controller in "${controllers[@]}"; do
+        echo "engines: cgroup2 offers $controller beside the v1 hierarchies; mounting it as v1"
+        mkdir -p "/sys/fs/cgroup/$controller"
+        mountpoint -q "/sys/fs/cgroup/$controller" ||
+            mount -n -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller"
+    done
+    if [[ -n "$(cat "$unified/cgroup.controllers")" ]]; then
+        echo "engines: cgroup2 still offers controllers ($(cat "$unified/cgroup.controllers")): podman's crun will refuse containers" >&2
+        return 1
+    fi
+}
+
 start_dockerd() {
     if docker info >/dev/null 2>&1; then
         return 0
@@ -61,6 +82,7 @@ EOF
 
 start_engines() {
     ensure_cgroups
+    settle_hybrid_cgroups
     start_dockerd
     configure_podman
     echo "engines: docker $(docker info --format '{{.ServerVersion}}'), podman $(podman info --format '{{.Version.Version}}')"
