@@ -1335,8 +1335,11 @@ build_image() {
     step "$EX_BUILD" "Build image $NAME:$VERSION from $BUILD_DIR"
     TAG_PREVIOUS_ID=$(engine image inspect --format '{{.Id}}' "$NAME:$VERSION" 2>/dev/null) || TAG_PREVIOUS_ID=""
     local args=(build --tag "$NAME:$VERSION" --label "$LABEL_KEY=$NAME")
-    # Podman's default OCI format has no HEALTHCHECK: it would be dropped silently.
-    [[ "$ENGINE" == podman ]] && args+=(--format docker)
+    # Podman's default OCI format has no HEALTHCHECK: it would be dropped silently. And Podman
+    # keeps an image per step: on overlay storage the one for the LABEL step on `FROM scratch`
+    # has no layer, so it is listed as a dangling image of its own, carrying our label, after
+    # every build. Nothing is worth caching in a build this small.
+    [[ "$ENGINE" == podman ]] && args+=(--format docker --layers=false)
     local log="$WORK_DIR/build.log" started
     started=$(now_ms)
     journal build
