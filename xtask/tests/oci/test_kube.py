@@ -142,7 +142,10 @@ def test_kube_play(image, podman_env, tmp_path):
         for field in ("runAsUser/runAsGroup", "readOnlyRootFilesystem", "capabilities drop ALL"):
             assert report[field][0], f"podman kube play no longer honours {field}: {report[field][1]}"
     finally:
-        for pod in pods:
+        # A play that failed part way (the pod created, a container refused) left a pod that
+        # `pods` never learnt of: look again, by this run's unique name.
+        found = run("podman", "pod", "ps", "-q", "--filter", f"name={RUN_ID}", check=False, env=env).stdout.split()
+        for pod in dict.fromkeys(pods + found):
             logs = run("podman", "pod", "logs", pod, check=False, env=env)
             print(logs.stdout[-2000:], logs.stderr[-2000:])
             run("podman", "pod", "rm", "-f", pod, check=False, env=env)
